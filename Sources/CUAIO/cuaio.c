@@ -1,0 +1,156 @@
+// System calls and thread helpers that need _GNU_SOURCE (see cuaio.h).
+#define _GNU_SOURCE
+#include "cuaio.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int cuaio_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *deadline) {
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, deadline, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return r == 0 ? 0 : errno;
+}
+
+void cuaio_futex_wake(uint32_t *word, int count) {
+    syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, NULL, NULL, 0);
+}
+
+pid_t cuaio_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+ssize_t cuaio_pread_nowait(int fd, void *buf, size_t n, off_t offset) {
+    struct iovec iov = {buf, n};
+    ssize_t r = preadv2(fd, &iov, 1, offset, RWF_NOWAIT);
+    return r < 0 ? -errno : r;
+}
+
+int cuaio_queue_asyncio_signal(pid_t pid, pid_t tid, int signo, union sigval value) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = signo;
+    info.si_code = SI_ASYNCIO;
+    info.si_pid = getpid();
+    info.si_uid = getuid();
+    info.si_value = value;
+    long r = tid ? syscall(SYS_rt_tgsigqueueinfo, pid, tid, signo, &info)
+                 : syscall(SYS_rt_sigqueueinfo, pid, signo, &info);
+    return r == 0 ? 0 : errno;
+}
+
+int cuaio_spawn_thread(void *(*entry)(void *), void *arg, size_t stack_size) {
+    pthread_attr_t attr;
+    sigset_t all;
+    pthread_t thread;
+    int r = pthread_attr_init(&attr);
+    if (r) return r;
+    sigfillset(&all);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (stack_size) pthread_attr_setstacksize(&attr, stack_size);
+    pthread_attr_setsigmask_np(&attr, &all);
+    r = pthread_create(&thread, &attr, entry, arg);
+    pthread_attr_destroy(&attr);
+    return r;
+}
+
+struct notification {
+    void (*fn)(union sigval);
+    union sigval value;
+};
+
+static void *notification_main(void *p) {
+    struct notification n = *(struct notification *)p;
+    free(p);
+    // We are created from a worker whose signals are all blocked; glibc starts SIGEV_THREAD
+    // functions with an empty mask. (The caller's attributes are shared: never modify them.)
+    sigset_t empty;
+    sigemptyset(&empty);
+    pthread_sigmask(SIG_SETMASK, &empty, NULL);
+    n.fn(n.value);
+    return NULL;
+}
+
+int cuaio_spawn_notification(void (*fn)(union sigval), union sigval value, pthread_attr_t *user_attr) {
+    struct notification *n = malloc(sizeof *n);
+    if (!n) return ENOMEM;
+    n->fn = fn;
+    n->value = value;
+    pthread_attr_t own;
+    pthread_attr_t *attr = user_attr;
+    if (!attr) {
+        pthread_attr_init(&own);
+        attr = &own;
+    }
+    // Nobody can join a notification thread: detach it whatever the caller's attributes say.
+    int detach = PTHREAD_CREATE_DETACHED;
+    pthread_attr_getdetachstate(attr, &detach);
+    pthread_t thread;
+    int r = pthread_create(&thread, attr, notification_main, n);
+    if (attr == &own) pthread_attr_destroy(&own);
+    if (r) {
+        free(n);
+        return r;
+    }
+    if (detach == PTHREAD_CREATE_JOINABLE) pthread_detach(thread);
+    return 0;
+}
+
+int cuaio_nsig(void) { return _NSIG; }
+int cuaio_sigrtmin(void) { return SIGRTMIN; }
+
+uint64_t cuaio_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void cuaio_write_stderr(const char *line) {
+    size_t n = strlen(line);
+    while (n) {
+        ssize_t w = write(2, line, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        line += w;
+        n -= (size_t)w;
+    }
+}
+
+static int atfork_registered;
+
+void cuaio_register_atfork(void (*child)(void)) {
+    // Handlers survive fork(), and so does this flag: a forked child never adds a second one.
+    if (__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL) == 0) pthread_atfork(NULL, NULL, child);
+}
+
+static void *engine_ptr;
+
+void *cuaio_engine_load(void) { return __atomic_load_n(&engine_ptr, __ATOMIC_ACQUIRE); }
+int cuaio_engine_cas(void *expected, void *desired) {
+    return __atomic_compare_exchange_n(&engine_ptr, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+void cuaio_engine_reset(void) { __atomic_store_n(&engine_ptr, NULL, __ATOMIC_RELEASE); }
+
+static int aioinit_values[3];
+
+void cuaio_aioinit_store(int threads, int num, int idle_seconds) {
+    __atomic_store_n(&aioinit_values[0], threads, __ATOMIC_RELAXED);
+    __atomic_store_n(&aioinit_values[1], num, __ATOMIC_RELAXED);
+    __atomic_store_n(&aioinit_values[2], idle_seconds, __ATOMIC_RELAXED);
+}
+
+void cuaio_aioinit_load(int *threads, int *num, int *idle_seconds) {
+    *threads = __atomic_load_n(&aioinit_values[0], __ATOMIC_RELAXED);
+    *num = __atomic_load_n(&aioinit_values[1], __ATOMIC_RELAXED);
+    *idle_seconds = __atomic_load_n(&aioinit_values[2], __ATOMIC_RELAXED);
+}
+
+static int config_reported;
+
+int cuaio_first_config_report(void) { return __atomic_exchange_n(&config_reported, 1, __ATOMIC_ACQ_REL) == 0; }
+
+const char *cuaio_version(void) { return "0.1.0"; }

@@ -1,0 +1,130 @@
+// CUAIO: the few C helpers Swift cannot express or import.
+//
+// Swift's Glibc module is built without _GNU_SOURCE, so futex, gettid, the
+// rt_sig*queueinfo system calls, SI_ASYNCIO siginfo and pthread_attr_setsigmask_np
+// are missing; they live in cuaio.c, compiled with _GNU_SOURCE. This header stays free
+// of feature macros so that it never disagrees with SwiftGlibc's view of libc types.
+//
+// The inline atomics act on memory Swift only holds as raw pointers: futex words and
+// the private fields of a user's aiocb. Each names its ordering; callers say why.
+#ifndef CUAIO_H
+#define CUAIO_H
+
+#include <aio.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+// MARK: atomics on raw memory
+
+static inline uint32_t cuaio_load_u32_acquire(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline uint32_t cuaio_load_u32_seqcst(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline uint32_t cuaio_add_u32_seqcst(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline uint32_t cuaio_sub_u32_seqcst(uint32_t *p, uint32_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t cuaio_add_u64_relaxed(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t cuaio_load_u64_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+/// O_DIRECT without _GNU_SOURCE (its value differs between architectures).
+static inline int cuaio_o_direct(void) { return __O_DIRECT; }
+
+// MARK: the private fields of struct aiocb (glibc's layout; we use them as glibc does)
+//
+// __error_code: EINPROGRESS while the request runs, then its errno (0 on success).
+//   The completer stores __return_value first, then __error_code with release; readers
+//   load __error_code with acquire, so a value other than EINPROGRESS makes
+//   __return_value visible (aio_error/aio_return are async-signal-safe: no lock).
+// __glibc_reserved: our tag, see UAIOCore/AIOCB.swift.
+
+static inline int cuaio_cb_error_load(const struct aiocb *cb) {
+    return __atomic_load_n(&cb->__error_code, __ATOMIC_ACQUIRE);
+}
+static inline void cuaio_cb_error_store(struct aiocb *cb, int err) {
+    __atomic_store_n(&cb->__error_code, err, __ATOMIC_RELEASE);
+}
+static inline ssize_t cuaio_cb_return_load(const struct aiocb *cb) { return cb->__return_value; }
+static inline void cuaio_cb_return_store(struct aiocb *cb, ssize_t r) { cb->__return_value = r; }
+
+// The tag lives in __glibc_reserved[0..15]: magic+state word, slot, generation, pid.
+static inline uint32_t *cuaio_cb_tag(struct aiocb *cb) { return (uint32_t *)(void *)cb->__glibc_reserved; }
+static inline uint32_t cuaio_cb_tag_load(struct aiocb *cb, int i) {
+    return __atomic_load_n(cuaio_cb_tag(cb) + i, __ATOMIC_ACQUIRE);
+}
+static inline void cuaio_cb_tag_store(struct aiocb *cb, int i, uint32_t v) {
+    __atomic_store_n(cuaio_cb_tag(cb) + i, v, __ATOMIC_RELEASE);
+}
+static inline int cuaio_cb_tag_cas(struct aiocb *cb, int i, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(cuaio_cb_tag(cb) + i, &expected, desired, 0, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_ACQUIRE);
+}
+
+// MARK: struct sigevent's union members (macros in glibc, unreachable from Swift)
+
+static inline void (*cuaio_sigev_function(const struct sigevent *s))(union sigval) {
+    return s->sigev_notify_function;
+}
+static inline pthread_attr_t *cuaio_sigev_attributes(const struct sigevent *s) {
+    return s->sigev_notify_attributes;
+}
+static inline pid_t cuaio_sigev_thread_id(const struct sigevent *s) { return s->_sigev_un._tid; }
+
+// MARK: system calls (cuaio.c)
+
+/// futex(FUTEX_WAIT_BITSET|PRIVATE, CLOCK_MONOTONIC) on `word` while it equals `expected`.
+/// `deadline` is absolute CLOCK_MONOTONIC, NULL for none. Returns 0 or an errno
+/// (EAGAIN: the word had changed; ETIMEDOUT; EINTR).
+int cuaio_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *deadline);
+/// Wakes up to `count` waiters on `word`.
+void cuaio_futex_wake(uint32_t *word, int count);
+
+pid_t cuaio_gettid(void);
+/// preadv2(RWF_NOWAIT) of one buffer: the data if the page cache has it, EAGAIN if the read
+/// would block. Returns the count or -errno.
+ssize_t cuaio_pread_nowait(int fd, void *buf, size_t n, off_t offset);
+/// rt_sigqueueinfo / rt_tgsigqueueinfo with si_code = SI_ASYNCIO, as glibc's AIO sends.
+/// `tid` 0 queues to the process. Returns 0 or an errno.
+int cuaio_queue_asyncio_signal(pid_t pid, pid_t tid, int signo, union sigval value);
+
+/// Starts a detached thread with all signals blocked from its first instruction.
+/// Returns 0 or an errno.
+int cuaio_spawn_thread(void *(*entry)(void *), void *arg, size_t stack_size);
+/// SIGEV_THREAD: runs fn(value) on a new detached thread made from `attr` (NULL: default),
+/// with an empty signal mask as glibc gives it. Returns 0 or an errno.
+int cuaio_spawn_notification(void (*fn)(union sigval), union sigval value, pthread_attr_t *attr);
+
+/// The number of signals the kernel knows (_NSIG), and SIGRTMIN as glibc reports it.
+int cuaio_nsig(void);
+int cuaio_sigrtmin(void);
+
+/// CLOCK_MONOTONIC in nanoseconds.
+uint64_t cuaio_now_ns(void);
+
+/// One line to stderr with write(2), so it never allocates or takes stdio locks.
+void cuaio_write_stderr(const char *line);
+
+/// Registers `child` to run in the child after fork(); idempotent per process image.
+void cuaio_register_atfork(void (*child)(void));
+
+/// glibc's struct aioinit, which <aio.h> declares only under _GNU_SOURCE.
+struct cuaio_aioinit {
+    int aio_threads, aio_num, aio_locks, aio_usedba, aio_debug, aio_numusers, aio_idle_time, aio_reserved;
+};
+
+/// aio_init(3)'s values, kept until the engine is built (threads, num, idle seconds; 0 = unset).
+void cuaio_aioinit_store(int threads, int num, int idle_seconds);
+void cuaio_aioinit_load(int *threads, int *num, int *idle_seconds);
+/// Returns 1 the first time it is called in this process image (forks included), then 0.
+int cuaio_first_config_report(void);
+
+/// The process-wide engine pointer, kept in C so that reading it never goes through a
+/// Swift lazy global (swift_once is neither fork- nor async-signal-safe).
+void *cuaio_engine_load(void);
+int cuaio_engine_cas(void *expected, void *desired);
+void cuaio_engine_reset(void);
+
+/// The library version, "MAJOR.MINOR.PATCH".
+const char *cuaio_version(void);
+
+#endif

@@ -1,0 +1,109 @@
+// The configuration, read once per engine from the environment (then aio_init(3), then the
+// defaults). A bad value never stops the host: it is reported in one line on stderr, the
+// first time only, and the default is used. `uaio config` prints the same value.
+import CUAIO
+import Glibc
+
+public struct Configuration: Sendable, Equatable {
+    /// Which backend serves requests.
+    public enum Backend: String, Sendable, CaseIterable {
+        case auto, pool, uring
+    }
+
+    /// Where a value came from.
+    public enum Source: String, Sendable {
+        case environment, aioInit = "aio_init", defaultValue = "default"
+    }
+
+    public struct Setting<Value: Sendable & Equatable>: Sendable, Equatable {
+        public var value: Value
+        public var source: Source
+    }
+
+    public var backend: Setting<Backend>
+    public var maxBoundedWorkers: Setting<Int>
+    public var maxUnboundedWorkers: Setting<Int>
+    public var workerIdleMs: Setting<Int>
+    public var maxRequests: Setting<Int>
+    /// One line per variable that could not be used.
+    public var problems: [String] = []
+
+    public static let variables = [
+        "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
+        "UAIO_MAX_REQUESTS",
+    ]
+
+    /// io-wq's bounded default: "Do QD, or 4 * CPUS".
+    public static var defaultMaxBoundedWorkers: Int { 4 * max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static let defaultMaxUnboundedWorkers = 256
+    public static let defaultWorkerIdleMs = 1000
+    public static let defaultMaxRequests = 65536
+    /// Upper bounds that keep a typo from reserving absurd amounts of memory.
+    static let workerCeiling = 4096
+    static let requestCeiling = 1 << 22
+
+    /// Parses `lookup` (the environment by default) and the values aio_init stored.
+    public static func load(lookup: (String) -> String? = Configuration.environment) -> Configuration {
+        var threads: CInt = 0, num: CInt = 0, idle: CInt = 0
+        cuaio_aioinit_load(&threads, &num, &idle)
+        return parse(lookup: lookup, aioInit: (Int(threads), Int(num), Int(idle)))
+    }
+
+    public static func environment(_ name: String) -> String? {
+        guard let p = getenv(name) else { return nil }
+        return String(cString: p)
+    }
+
+    static func parse(lookup: (String) -> String?, aioInit: (threads: Int, num: Int, idleSeconds: Int)) -> Configuration {
+        var problems: [String] = []
+
+        func number(_ name: String, default def: Int, aioInit fromInit: Int, range: ClosedRange<Int>) -> Setting<Int> {
+            let fallback = fromInit > 0 ? Setting(value: min(fromInit, range.upperBound), source: .aioInit)
+                                        : Setting(value: def, source: .defaultValue)
+            guard let raw = lookup(name) else { return fallback }
+            let text = raw.trimmingSpaces()
+            if let n = Int(text), range.contains(n) { return Setting(value: n, source: .environment) }
+            problems.append(
+                "uaio: \(name)='\(raw)' is not a whole number from \(range.lowerBound) to \(range.upperBound); "
+                    + "using \(fallback.value) (\(fallback.source.rawValue))")
+            return fallback
+        }
+
+        var backend = Setting(value: Backend.auto, source: .defaultValue)
+        if let raw = lookup("UAIO_BACKEND") {
+            if let b = Backend(rawValue: raw.trimmingSpaces().lowercased()) {
+                backend = Setting(value: b, source: .environment)
+            } else {
+                problems.append("uaio: UAIO_BACKEND='\(raw)' is not one of auto, pool, uring; using auto (default)")
+            }
+        }
+        let idleFromInit = aioInit.idleSeconds > 0 ? aioInit.idleSeconds * 1000 : 0
+        return Configuration(
+            backend: backend,
+            maxBoundedWorkers: number("UAIO_MAX_BOUNDED_WORKERS", default: defaultMaxBoundedWorkers,
+                                      aioInit: aioInit.threads, range: 1...workerCeiling),
+            maxUnboundedWorkers: number("UAIO_MAX_UNBOUNDED_WORKERS", default: defaultMaxUnboundedWorkers,
+                                        aioInit: 0, range: 1...workerCeiling),
+            workerIdleMs: number("UAIO_WORKER_IDLE_MS", default: defaultWorkerIdleMs, aioInit: idleFromInit,
+                                 range: 1...3_600_000),
+            // aio_num is "the number of expected simultaneous requests": room for at least that many.
+            maxRequests: number("UAIO_MAX_REQUESTS", default: defaultMaxRequests,
+                                aioInit: aioInit.num > defaultMaxRequests ? aioInit.num : 0, range: 1...requestCeiling),
+            problems: problems)
+    }
+
+    /// Prints the problems to stderr, once per process image (a forked child stays quiet).
+    func reportProblemsOnce() {
+        guard !problems.isEmpty, cuaio_first_config_report() != 0 else { return }
+        for line in problems { cuaio_write_stderr(line + "\n") }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\t" || c == "\n" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" || c == "\n" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,324 @@
+// The engine: one per process, built on first use (never at load time), and built anew in a
+// forked child, which must not touch its parent's rings, threads or queues (POSIX: AIO is not
+// inherited). It owns the request table, the files and their ordering rules, the completion
+// ring and the backends.
+//
+// Locking: one lock (`lock`) guards the request table, the files, the lio groups and the
+// pool's queues. Nothing that can block runs under it: fstat on an fd-cache miss, thread
+// starts, notifications and futex wakes all happen after it is released. aio_error,
+// aio_return and aio_suspend never take it (they are async-signal-safe).
+import CUAIO
+import Glibc
+
+/// A lio_listio list with a notification of its own, counted down by its requests.
+struct ListGroup: Poolable {
+    /// Requests not yet complete, plus one while lio_listio is still submitting.
+    var remaining: UInt32 = 0
+    var notification: Notification = .none
+    var nextFree = nilIndex
+}
+
+public final class Engine: @unchecked Sendable {
+    public let configuration: Configuration
+    public let pid: pid_t
+    let lock = Lock()
+    let requests: SlotPool<RequestSlot>
+    let groups: SlotPool<ListGroup>
+    let files: FileTable
+    let ring = CompletionRing()
+    private(set) var pool: WorkerPool!
+    /// submitted, completed, canceled, failed at submission (relaxed counters).
+    private let counters: UnsafeMutablePointer<UInt64>
+
+    /// AIO_PRIO_DELTA_MAX: aio_reqprio runs from 0 (first) to this (last).
+    public static let maxRequestPriority: CInt = 20
+    /// The longest list lio_listio takes (our AIO_LISTIO_MAX).
+    public static let maxListLength = 1 << 16
+
+    init?(configuration: Configuration) {
+        let n = configuration.maxRequests.value
+        guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
+              let files = FileTable(capacity: n)
+        else { return nil }
+        self.configuration = configuration
+        self.pid = getpid()
+        self.requests = requests
+        self.groups = groups
+        self.files = files
+        counters = .allocate(capacity: 4)
+        counters.initialize(repeating: 0, count: 4)
+        pool = WorkerPool(engine: self)
+    }
+
+    // MARK: the per-process instance
+
+    /// This process's engine, built on first use; nil only if its memory could not be mapped.
+    public static func current() -> Engine? {
+        if let p = cuaio_engine_load() { return Unmanaged<Engine>.fromOpaque(p).takeUnretainedValue() }
+        let configuration = Configuration.load()
+        configuration.reportProblemsOnce()
+        guard let engine = Engine(configuration: configuration) else { return nil }
+        let p = Unmanaged.passRetained(engine).toOpaque()
+        cuaio_register_atfork(engineForkChild)
+        if cuaio_engine_cas(nil, p) != 0 { return engine }
+        Unmanaged<Engine>.fromOpaque(p).release()  // another thread won the race
+        return existing()
+    }
+
+    /// The engine if this process has built one (async-signal-safe: one atomic load).
+    public static func existing() -> Engine? {
+        guard let p = cuaio_engine_load() else { return nil }
+        return Unmanaged<Engine>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    // MARK: counters
+
+    public var submittedCount: UInt64 { cuaio_load_u64_relaxed(counters) }
+    public var completedCount: UInt64 { cuaio_load_u64_relaxed(counters + 1) }
+    public var canceledCount: UInt64 { cuaio_load_u64_relaxed(counters + 2) }
+    public var rejectedCount: UInt64 { cuaio_load_u64_relaxed(counters + 3) }
+    /// Requests submitted and not yet completed.
+    public var inFlight: Int { lock.withLock { Int(requests.live) } }
+
+    // MARK: submission
+
+    /// Queues `cb` as `opcode`. Returns nil when queued, or the errno of a submission error.
+    public func submit(_ cb: AIOCB, _ opcode: Opcode) -> Errno? {
+        var deferred = Deferred()
+        let e = submit(cb, opcode, group: nilIndex, &deferred)
+        afterUnlock(&deferred)
+        return e
+    }
+
+    func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
+        let e = validateAndQueue(cb, opcode, group: group, &deferred)
+        _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
+        return e
+    }
+
+    private func validateAndQueue(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
+        let fd = cb.pointee.aio_fildes
+        let reqprio = opcode.isSync ? 0 : cb.pointee.aio_reqprio
+        guard reqprio >= 0 && reqprio <= Self.maxRequestPriority else { return .invalid }
+        guard cb.pointee.aio_nbytes >= 0 else { return .invalid }  // size_t above SSIZE_MAX
+        guard let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) }) else {
+            return .invalid
+        }
+        guard fd >= 0 else { return .badFD }
+
+        lock.lock()
+        var entry = files.cached(fd)
+        var status: stat? = nil
+        if entry == nil {
+            // An fd-cache miss: learn what the fd is without holding the lock.
+            lock.unlock()
+            switch (system_fstat(fd), system_getfl(fd)) {
+            case (.success(let st), .success(let fl)): status = st; entry = FDEntry(flags: fl)
+            case (.failure(let e), _), (_, .failure(let e)): return e
+            }
+            lock.lock()
+            if let again = files.cached(fd) { entry = again; status = nil }
+        }
+        defer { lock.unlock() }
+
+        let access = entry!.flags & O_ACCMODE
+        switch opcode {
+        case .read: if access == O_WRONLY { return .badFD }
+        case .write, .fsync, .fdatasync: if access == O_RDONLY { return .badFD }
+        }
+        if liveRequest(for: cb) != nil {
+            return .invalid  // the aiocb is already in flight: reusing it would lose a completion
+        }
+        let kind = status.map { FileKind(mode: $0.st_mode) } ?? files.files[entry!.file].pointee.kind
+        let append = entry!.flags & O_APPEND != 0
+        let stream = kind == .stream
+        let offset = Int64(cb.pointee.aio_offset)
+        if !stream && !(append && opcode == .write) && !opcode.isSync && offset < 0 { return .invalid }
+        guard let r = requests.take() else { return .again }
+        if let st = status {
+            guard let attached = files.attach(fd: fd, status: st, flags: entry!.flags) else {
+                requests.give(r)
+                return .again
+            }
+            entry = attached
+        }
+
+        let s = requests[r]
+        let generation = s.pointee.generation
+        s.pointee = RequestSlot()
+        s.pointee.generation = generation
+        s.pointee.cb = cb
+        s.pointee.opcode = opcode
+        s.pointee.fd = fd
+        s.pointee.reqprio = reqprio
+        s.pointee.buffer = UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
+        s.pointee.nbytes = Int(cb.pointee.aio_nbytes)
+        s.pointee.offset = offset
+        s.pointee.notification = notification
+        s.pointee.file = entry!.file
+        s.pointee.group = group
+        s.pointee.workClass = stream ? .unbounded : .bounded
+        s.pointee.positioned = !stream && !(append && opcode == .write)
+        s.pointee.mayBlock = kind == .block || entry!.flags & cuaio_o_direct() != 0 || opcode.isSync
+        s.pointee.lane =
+            switch (stream, opcode) {
+            case (true, .read): .streamRead
+            case (true, .write): .streamWrite
+            case (false, .write) where append: .append
+            default: .none
+            }
+        s.pointee.submittedNs = cuaio_now_ns()
+        if group != nilIndex { groups[group].pointee.remaining += 1 }
+        // The aiocb says EINPROGRESS before any worker can see the request.
+        cb.markInProgress(slot: r, generation: generation, pid: pid)
+        if files.enter(r, s, requests: requests) {
+            makeReadyLocked(r, &deferred)
+        } else {
+            s.pointee.state = .held
+        }
+        return nil
+    }
+
+    /// The live request submitted with `cb`, if any (lock held).
+    func liveRequest(for cb: AIOCB) -> UInt32? {
+        guard cb.isOurs, cb.tagPid == pid else { return nil }
+        let r = cb.tagSlot
+        guard r < requests.capacity, r != nilIndex else { return nil }
+        let s = requests[r]
+        guard s.pointee.state != .free, s.pointee.cb == cb, s.pointee.generation == cb.tagGeneration,
+              cb.errorCode == EINPROGRESS
+        else { return nil }
+        return r
+    }
+
+    func makeReadyLocked(_ r: UInt32, _ deferred: inout Deferred) {
+        requests[r].pointee.state = .queued
+        pool.enqueueLocked(r, &deferred)
+    }
+
+    /// Runs what was deferred under the lock: thread starts and deliveries.
+    func afterUnlock(_ deferred: inout Deferred) {
+        if deferred.isEmpty { return }
+        pool.afterUnlock(&deferred)
+        for d in deferred.deliveries { deliver(d) }
+        deferred.deliveries.removeAll()
+    }
+
+    // MARK: completion
+
+    /// Ends request `r` with `result`: stores it in the aiocb (the last touch of the aiocb),
+    /// takes the request off its file, readies what it held back, counts down its list and
+    /// frees the slot. Lock held. The returned delivery must be passed to `deliver` after
+    /// the lock is released.
+    func finishLocked(_ r: UInt32, _ result: Result<Int, Errno>, backend: BackendKind,
+                      _ deferred: inout Deferred) -> Delivery
+    {
+        let s = requests[r]
+        var record = CompletionRecord()
+        record.request = r
+        record.generation = s.pointee.generation
+        record.opcode = s.pointee.opcode.rawValue
+        record.backend = backend.rawValue
+        switch result {
+        case .success(let n): record.result = Int64(n)
+        case .failure(let e): record.error = e.rawValue; record.result = -1
+        }
+        record.latencyNs = cuaio_now_ns() &- s.pointee.submittedNs
+        s.pointee.cb!.storeResult(result)
+
+        let (a, b) = files.leave(r, s, requests: requests)
+        if a != nilIndex { makeReadyLocked(a, &deferred) }
+        if b != nilIndex { makeReadyLocked(b, &deferred) }
+
+        var listNotification = Notification.none
+        let g = s.pointee.group
+        if g != nilIndex {
+            groups[g].pointee.remaining -= 1
+            if groups[g].pointee.remaining == 0 {
+                listNotification = groups[g].pointee.notification
+                groups.give(g)
+            }
+        }
+        let delivery = Delivery(record: record, notification: s.pointee.notification,
+                                listNotification: listNotification)
+        s.pointee.state = .free
+        s.pointee.cb = nil
+        s.pointee.generation &+= 1
+        requests.give(r)
+        _ = cuaio_add_u64_relaxed(counters + (result == .failure(.canceled) ? 2 : 1), 1)
+        return delivery
+    }
+
+    /// Publishes a completion and notifies, in that order (the result is already visible).
+    func deliver(_ d: Delivery) {
+        ring.publish(d.record)
+        d.notification.deliver(pid: pid)
+        d.listNotification.deliver(pid: pid)
+    }
+
+    // MARK: cancellation
+
+    /// aio_cancel: AIO_CANCELED, AIO_NOTCANCELED or AIO_ALLDONE for `cb`, or for every request
+    /// on `fd` when `cb` is nil. Queued and held requests end with ECANCELED (and notify);
+    /// running ones are left to finish.
+    public func cancel(fd: CInt, _ cb: AIOCB?) -> CInt {
+        var deferred = Deferred()
+        var canceled = 0, running = 0
+        lock.withLock {
+            func cancelOne(_ r: UInt32) {
+                let s = requests[r]
+                switch s.pointee.state {
+                case .held:
+                    canceled += 1
+                case .queued:
+                    guard pool.removeLocked(r) else { running += 1; return }
+                    canceled += 1
+                case .running:
+                    running += 1
+                    return
+                case .free:
+                    return
+                }
+                deferred.deliveries.append(finishLocked(r, .failure(.canceled), backend: .pool, &deferred))
+            }
+            if let cb {
+                if let r = liveRequest(for: cb) { cancelOne(r) }
+            } else {
+                files.forEachRequest(onFD: fd, requests: requests, cancelOne)
+            }
+        }
+        afterUnlock(&deferred)
+        if running > 0 { return CInt(AIO_NOTCANCELED) }
+        return CInt(canceled > 0 ? AIO_CANCELED : AIO_ALLDONE)
+    }
+
+    // MARK: lists
+
+    /// Opens a list group whose completion sends `notification`; nil if the table is full.
+    func openGroup(_ notification: Notification) -> UInt32? {
+        lock.withLock {
+            guard let g = groups.take() else { return nil }
+            groups[g].pointee.remaining = 1  // lio_listio's own hold while it submits
+            groups[g].pointee.notification = notification
+            return g
+        }
+    }
+
+    /// Drops lio_listio's hold on group `g` (notifying if every request already completed).
+    func closeGroup(_ g: UInt32) {
+        let notification: Notification? = lock.withLock {
+            groups[g].pointee.remaining -= 1
+            guard groups[g].pointee.remaining == 0 else { return nil }
+            let n = groups[g].pointee.notification
+            groups.give(g)
+            return n
+        }
+        notification?.deliver(pid: pid)
+    }
+}
+
+/// The pthread_atfork child handler: the child starts with no engine. The parent's engine is
+/// left behind unreleased: its locks may have been held by threads that do not exist here.
+private func engineForkChild() {
+    cuaio_engine_reset()
+}

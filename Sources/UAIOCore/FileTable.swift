@@ -1,0 +1,242 @@
+// Which file a request is on, and the ordering rules that follow (semantics.md, "Ordering"):
+//
+//  - every request on a file joins the file's list in submission order; an fsync/fdatasync
+//    may start only at the head of that list, i.e. once every earlier request on the file
+//    has completed (FreeBSD's barrier). Later requests never wait for it.
+//  - O_APPEND writes, and each direction of a stream (pipe, FIFO, socket, tty), form lanes
+//    that run one request at a time, in order.
+//  - everything else runs in parallel: reads and positioned writes on one fd included.
+//
+// "The same file" is the same inode (st_dev, st_ino), so dup'ed fds share their rules. That is
+// wider than "the same open file description", and harmless: fsync makes the inode durable
+// whichever fd wrote to it.
+//
+// fstat+fcntl on every submission would be a syscall pair on the hot path, so each fd number
+// caches its file while the file has requests in flight; the cache entry dies with the file's
+// last request (its generation changes). An fd closed and reused while requests are still in
+// flight on it is outside POSIX (close(2) with AIO pending); we keep it memory-safe only.
+import Glibc
+
+/// What kind of file an fd refers to.
+enum FileKind: UInt8 {
+    case regular  // regular file: bounded, positioned, parallel
+    case block  // block device: bounded, positioned, parallel, workers sleep in the kernel
+    case stream  // pipe, FIFO, socket, tty, other character device: unbounded, ordered lanes
+
+    init(mode: mode_t) {
+        switch mode & S_IFMT {
+        case S_IFREG, S_IFDIR: self = .regular
+        case S_IFBLK: self = .block
+        default: self = .stream
+        }
+    }
+}
+
+struct FileState: Poolable {
+    var device: UInt64 = 0
+    var inode: UInt64 = 0
+    var generation: UInt32 = 0
+    var kind: FileKind = .regular
+    var inflight: UInt32 = 0
+    /// Every request on the file, in submission order.
+    var head = nilIndex
+    var tail = nilIndex
+    /// The lanes, indexed by Lane.rawValue - 1: append, stream read, stream write.
+    var laneHead: (UInt32, UInt32, UInt32) = (nilIndex, nilIndex, nilIndex)
+    var laneTail: (UInt32, UInt32, UInt32) = (nilIndex, nilIndex, nilIndex)
+    var hashNext = nilIndex
+    var nextFree = nilIndex
+}
+
+/// What the fd cache knows about one fd number.
+struct FDEntry {
+    var file = nilIndex
+    var fileGeneration: UInt32 = 0
+    /// fcntl(F_GETFL) of the open file description.
+    var flags: CInt = 0
+}
+
+final class FileTable {
+    let files: SlotPool<FileState>
+    private let buckets: UnsafeMutablePointer<UInt32>
+    private let bucketMask: UInt32
+    private let fds: UnsafeMutablePointer<FDEntry>
+    static let cachedFDs: CInt = 1 << 16
+
+    init?(capacity: Int) {
+        guard let files = SlotPool<FileState>(capacity: capacity) else { return nil }
+        self.files = files
+        var n = 64
+        while n < capacity { n <<= 1 }
+        bucketMask = UInt32(n - 1)
+        buckets = .allocate(capacity: n)
+        buckets.initialize(repeating: nilIndex, count: n)
+        guard let raw = system_mmapAnonymous(Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride) else { return nil }
+        fds = raw.bindMemory(to: FDEntry.self, capacity: Int(Self.cachedFDs))
+    }
+
+    /// The cached entry for `fd`, if its file still has requests in flight.
+    func cached(_ fd: CInt) -> FDEntry? {
+        guard fd >= 0 && fd < Self.cachedFDs else { return nil }
+        let e = fds[Int(fd)]
+        guard e.file != nilIndex, files[e.file].pointee.generation == e.fileGeneration,
+              files[e.file].pointee.inflight > 0
+        else { return nil }
+        return e
+    }
+
+    /// Finds or creates the file for (device, inode) and caches it for `fd`. nil when the
+    /// table is full (EAGAIN).
+    func attach(fd: CInt, status st: stat, flags: CInt) -> FDEntry? {
+        let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
+        let b = bucket(dev, ino)
+        var i = buckets[b]
+        while i != nilIndex {
+            let f = files[i]
+            if f.pointee.device == dev && f.pointee.inode == ino { break }
+            i = f.pointee.hashNext
+        }
+        if i == nilIndex {
+            guard let n = files.take() else { return nil }
+            let f = files[n]
+            let generation = f.pointee.generation
+            f.pointee = FileState()
+            f.pointee.generation = generation
+            f.pointee.device = dev
+            f.pointee.inode = ino
+            f.pointee.kind = FileKind(mode: st.st_mode)
+            f.pointee.hashNext = buckets[b]
+            buckets[b] = n
+            i = n
+        }
+        let e = FDEntry(file: i, fileGeneration: files[i].pointee.generation, flags: flags)
+        if fd >= 0 && fd < Self.cachedFDs { fds[Int(fd)] = e }
+        return e
+    }
+
+    private func bucket(_ dev: UInt64, _ ino: UInt64) -> Int {
+        Int(UInt32(truncatingIfNeeded: ((ino ^ dev &* 31) &* 0x9E37_79B9_7F4A_7C15) >> 32) & bucketMask)
+    }
+
+    /// Drops a file that has no request left (its fd cache entries die with its generation).
+    private func detach(_ i: UInt32) {
+        let f = files[i]
+        let dev = f.pointee.device, ino = f.pointee.inode
+        let b = bucket(dev, ino)
+        if buckets[b] == i {
+            buckets[b] = f.pointee.hashNext
+        } else {
+            var p = buckets[b]
+            while files[p].pointee.hashNext != i { p = files[p].pointee.hashNext }
+            files[p].pointee.hashNext = f.pointee.hashNext
+        }
+        f.pointee.generation &+= 1
+        files.give(i)
+    }
+
+    // MARK: ordering
+
+    /// Appends request `r` to its file's list (and lane). True when it may start now.
+    func enter(_ r: UInt32, _ slot: UnsafeMutablePointer<RequestSlot>, requests: SlotPool<RequestSlot>) -> Bool {
+        let fi = slot.pointee.file
+        let f = files[fi]
+        slot.pointee.filePrev = f.pointee.tail
+        slot.pointee.fileNext = nilIndex
+        if f.pointee.tail != nilIndex { requests[f.pointee.tail].pointee.fileNext = r } else { f.pointee.head = r }
+        f.pointee.tail = r
+        f.pointee.inflight += 1
+        var ready = !slot.pointee.opcode.isSync || f.pointee.head == r
+        let lane = slot.pointee.lane
+        if lane != .none {
+            slot.pointee.laneNext = nilIndex
+            let tail = laneTail(f, lane)
+            if tail != nilIndex { requests[tail].pointee.laneNext = r } else { setLaneHead(f, lane, r) }
+            setLaneTail(f, lane, r)
+            ready = ready && laneHead(f, lane) == r
+        }
+        return ready
+    }
+
+    /// Removes request `r` (completed or cancelled) from its file. Returns up to two held
+    /// requests that may now start: the new head of the file if it is a held fsync, and
+    /// the next request of `r`'s lane.
+    func leave(_ r: UInt32, _ slot: UnsafeMutablePointer<RequestSlot>, requests: SlotPool<RequestSlot>)
+        -> (UInt32, UInt32)
+    {
+        let fi = slot.pointee.file
+        let f = files[fi]
+        var readyA = nilIndex, readyB = nilIndex
+        let prev = slot.pointee.filePrev, next = slot.pointee.fileNext
+        if prev != nilIndex { requests[prev].pointee.fileNext = next } else { f.pointee.head = next }
+        if next != nilIndex { requests[next].pointee.filePrev = prev } else { f.pointee.tail = prev }
+        if prev == nilIndex && next != nilIndex {
+            let n = requests[next]
+            // Only a sync waits for the head position; it joins no lane.
+            if n.pointee.state == .held && n.pointee.opcode.isSync { readyA = next }
+        }
+        let lane = slot.pointee.lane
+        if lane != .none {
+            if laneHead(f, lane) == r {
+                let n = slot.pointee.laneNext
+                setLaneHead(f, lane, n)
+                if n == nilIndex { setLaneTail(f, lane, nilIndex) } else if requests[n].pointee.state == .held {
+                    let s = requests[n]
+                    if !s.pointee.opcode.isSync || f.pointee.head == n { readyB = n }
+                }
+            } else {
+                // A held request leaves from the middle of its lane (cancellation).
+                var p = laneHead(f, lane)
+                while requests[p].pointee.laneNext != r { p = requests[p].pointee.laneNext }
+                requests[p].pointee.laneNext = slot.pointee.laneNext
+                if laneTail(f, lane) == r { setLaneTail(f, lane, p) }
+            }
+        }
+        f.pointee.inflight -= 1
+        if f.pointee.inflight == 0 { detach(fi) }
+        return (readyA, readyB)
+    }
+
+    /// Calls `body` for every request on the file cached for `fd` (none if nothing is in flight).
+    func forEachRequest(onFD fd: CInt, requests: SlotPool<RequestSlot>, _ body: (UInt32) -> Void) {
+        guard let e = cached(fd) else { return }
+        var i = files[e.file].pointee.head
+        while i != nilIndex {
+            let next = requests[i].pointee.fileNext
+            if requests[i].pointee.fd == fd { body(i) }
+            i = next
+        }
+    }
+
+    private func laneHead(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane) -> UInt32 {
+        switch lane {
+        case .append: f.pointee.laneHead.0
+        case .streamRead: f.pointee.laneHead.1
+        case .streamWrite: f.pointee.laneHead.2
+        case .none: nilIndex
+        }
+    }
+    private func laneTail(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane) -> UInt32 {
+        switch lane {
+        case .append: f.pointee.laneTail.0
+        case .streamRead: f.pointee.laneTail.1
+        case .streamWrite: f.pointee.laneTail.2
+        case .none: nilIndex
+        }
+    }
+    private func setLaneHead(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane, _ v: UInt32) {
+        switch lane {
+        case .append: f.pointee.laneHead.0 = v
+        case .streamRead: f.pointee.laneHead.1 = v
+        case .streamWrite: f.pointee.laneHead.2 = v
+        case .none: break
+        }
+    }
+    private func setLaneTail(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane, _ v: UInt32) {
+        switch lane {
+        case .append: f.pointee.laneTail.0 = v
+        case .streamRead: f.pointee.laneTail.1 = v
+        case .streamWrite: f.pointee.laneTail.2 = v
+        case .none: break
+        }
+    }
+}

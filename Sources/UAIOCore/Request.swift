@@ -1,0 +1,153 @@
+// What a request is: its operation, its lifecycle and how it notifies. These are plain values
+// kept in the request table's slots (RequestTable.swift), read and written under the engine lock.
+import CUAIO
+import Glibc
+
+/// The operations the engine runs.
+public enum Opcode: UInt8, Sendable, CaseIterable {
+    case read  // LIO_READ, aio_read
+    case write  // LIO_WRITE, aio_write
+    case fsync  // aio_fsync(O_SYNC)
+    case fdatasync  // aio_fsync(O_DSYNC)
+
+    public var name: String {
+        switch self {
+        case .read: "read"
+        case .write: "write"
+        case .fsync: "fsync"
+        case .fdatasync: "fdatasync"
+        }
+    }
+
+    var isSync: Bool { self == .fsync || self == .fdatasync }
+}
+
+/// A request's lifecycle. `free` slots hold no request.
+///
+///     free -> held -> queued -> running -> (completed, slot free again)
+///               \________\______ cancel: completed with ECANCELED
+///
+/// held:    waiting for an ordering rule (an fsync behind earlier requests, an O_APPEND
+///          write or a stream request behind the one before it).
+/// queued:  in a backend's queue, not started: cancellation removes it.
+/// running: a worker (or the kernel) has it: aio_cancel answers AIO_NOTCANCELED.
+enum RequestState: UInt8 {
+    case free, held, queued, running
+}
+
+/// The two classes of io-wq: work that ends by itself, and work that may wait for ever.
+public enum WorkClass: Int, Sendable, CaseIterable {
+    /// Regular files and block devices.
+    case bounded = 0
+    /// Pipes, FIFOs, sockets, ttys and other character devices.
+    case unbounded = 1
+
+    public var name: String { self == .bounded ? "bounded" : "unbounded" }
+}
+
+/// The ordering lane a request runs in, if any: lanes run one request at a time, in order.
+enum Lane: UInt8 {
+    case none, append, streamRead, streamWrite
+}
+
+/// How a request announces its completion (a copy of its aiocb's `aio_sigevent`, taken at
+/// submission: the aiocb may be reused as soon as the result is visible).
+public enum Notification: Equatable, @unchecked Sendable {
+    case none
+    /// Queued to the process with si_code SI_ASYNCIO.
+    case signal(signo: CInt, value: sigval)
+    /// SIGEV_THREAD_ID: queued to one thread.
+    case threadSignal(signo: CInt, tid: pid_t, value: sigval)
+    /// SIGEV_THREAD: `function(value)` on a new thread.
+    case thread(function: @convention(c) (sigval) -> Void, attributes: UnsafeMutablePointer<pthread_attr_t>?,
+                value: sigval)
+
+    /// Reads and checks a `struct sigevent`: nil when it is invalid (EINVAL at submission).
+    /// SIGEV_SIGNAL with signal 0 is "no signal", as in glibc: zero-filled aiocbs ask for it.
+    public init?(_ ev: UnsafePointer<sigevent>) {
+        let signo = ev.pointee.sigev_signo
+        let valid = signo > 0 && signo < cuaio_nsig()
+        switch ev.pointee.sigev_notify {
+        case CInt(SIGEV_NONE):
+            self = .none
+        case CInt(SIGEV_SIGNAL):
+            if signo == 0 { self = .none; return }
+            guard valid else { return nil }
+            self = .signal(signo: signo, value: ev.pointee.sigev_value)
+        case CInt(SIGEV_THREAD):
+            guard let f = cuaio_sigev_function(ev) else { return nil }
+            self = .thread(function: f, attributes: cuaio_sigev_attributes(ev), value: ev.pointee.sigev_value)
+        case CInt(SIGEV_THREAD_ID):
+            let tid = cuaio_sigev_thread_id(ev)
+            guard valid, tid > 0 else { return nil }
+            self = .threadSignal(signo: signo, tid: tid, value: ev.pointee.sigev_value)
+        default:
+            return nil
+        }
+    }
+
+    public static func == (a: Notification, b: Notification) -> Bool {
+        switch (a, b) {
+        case (.none, .none): true
+        case let (.signal(s1, v1), .signal(s2, v2)): s1 == s2 && v1.sival_ptr == v2.sival_ptr
+        case let (.threadSignal(s1, t1, v1), .threadSignal(s2, t2, v2)):
+            s1 == s2 && t1 == t2 && v1.sival_ptr == v2.sival_ptr
+        case let (.thread(f1, a1, v1), .thread(f2, a2, v2)):
+            unsafeBitCast(f1, to: UnsafeRawPointer.self) == unsafeBitCast(f2, to: UnsafeRawPointer.self)
+                && a1 == a2 && v1.sival_ptr == v2.sival_ptr
+        default: false
+        }
+    }
+
+    /// Delivers it. Called after the result is visible to aio_error, outside the engine lock.
+    public func deliver(pid: pid_t) {
+        switch self {
+        case .none:
+            break
+        case let .signal(signo, value):
+            _ = cuaio_queue_asyncio_signal(pid, 0, signo, value)
+        case let .threadSignal(signo, tid, value):
+            _ = cuaio_queue_asyncio_signal(pid, tid, signo, value)
+        case let .thread(function, attributes, value):
+            _ = cuaio_spawn_notification(function, value, attributes)
+        }
+    }
+}
+
+/// The sentinel for "no slot" in the index-linked lists.
+let nilIndex = UInt32.max
+
+/// One request. Lists are threaded through slots by index, so queueing never allocates.
+struct RequestSlot {
+    var cb: UnsafeMutablePointer<aiocb>? = nil
+    var generation: UInt32 = 0
+    var state: RequestState = .free
+    var opcode: Opcode = .read
+    var workClass: WorkClass = .bounded
+    var lane: Lane = .none
+    var fd: CInt = -1
+    var reqprio: CInt = 0
+    /// Streams and O_APPEND writes ignore the offset (read/write instead of pread/pwrite).
+    var positioned = true
+    /// O_DIRECT or a block device: the worker will sleep in the kernel.
+    var mayBlock = false
+    var buffer: UnsafeMutableRawPointer? = nil
+    var nbytes = 0
+    var offset: Int64 = 0
+    var notification: Notification = .none
+    /// The file this request is ordered on (FileTable), and its links there.
+    var file = nilIndex
+    var filePrev = nilIndex
+    var fileNext = nilIndex
+    var laneNext = nilIndex
+    /// The backend queue links.
+    var queuePrev = nilIndex
+    var queueNext = nilIndex
+    /// The lio_listio group to count down, if any.
+    var group = nilIndex
+    /// The worker thread running it (pool), for the CLI and cancellation.
+    var workerTid: pid_t = 0
+    var submittedNs: UInt64 = 0
+    /// The free list link.
+    var nextFree = nilIndex
+}

@@ -1,0 +1,55 @@
+// A fixed-capacity table of slots addressed by 32-bit index, with a free list threaded
+// through the slots. The memory is one anonymous mapping made when the engine is built:
+// pages of slots never used cost no RSS, and taking or returning a slot never allocates.
+// Not thread-safe: the engine lock guards every call.
+import Glibc
+
+protocol Poolable {
+    init()
+    var nextFree: UInt32 { get set }
+}
+
+final class SlotPool<Slot: Poolable> {
+    let capacity: UInt32
+    let base: UnsafeMutablePointer<Slot>
+    private var freeHead = nilIndex
+    /// Slots below this index have been initialised; above it the mapping is untouched.
+    private var highWater: UInt32 = 0
+    private(set) var live: UInt32 = 0
+
+    init?(capacity: Int) {
+        guard capacity > 0, capacity < Int(nilIndex),
+              let raw = system_mmapAnonymous(capacity * MemoryLayout<Slot>.stride)
+        else { return nil }
+        self.capacity = UInt32(capacity)
+        self.base = raw.bindMemory(to: Slot.self, capacity: capacity)
+    }
+
+    @inline(__always) subscript(_ i: UInt32) -> UnsafeMutablePointer<Slot> { base + Int(i) }
+
+    /// A free slot (reset to `Slot()`), or nil when all `capacity` are taken.
+    func take() -> UInt32? {
+        let i: UInt32
+        if freeHead != nilIndex {
+            i = freeHead
+            freeHead = self[i].pointee.nextFree
+        } else if highWater < capacity {
+            i = highWater
+            highWater += 1
+            (base + Int(i)).initialize(to: Slot())
+        } else {
+            return nil
+        }
+        live += 1
+        return i
+    }
+
+    /// Returns slot `i` to the free list; the caller has already reset what must not survive.
+    func give(_ i: UInt32) {
+        self[i].pointee.nextFree = freeHead
+        freeHead = i
+        live -= 1
+    }
+}
+
+extension RequestSlot: Poolable {}

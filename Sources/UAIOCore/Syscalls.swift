@@ -1,0 +1,73 @@
+// The one syscall layer: every libc call the engine makes goes through here, so errno is
+// read right after the call (`@inline(never)`, nothing in between) and EINTR is retried in
+// one place. Results are `Result<_, Errno>` values; POSIX's -1/errno appears only in UAIOExports.
+import CUAIO
+import Glibc
+
+/// A POSIX error number.
+public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: CInt
+    public init(rawValue: CInt) { self.rawValue = rawValue }
+    public init(_ raw: CInt) { self.rawValue = raw }
+
+    public static var current: Errno { Errno(errno) }
+    public var description: String { String(cString: strerror(rawValue)) }
+
+    public static let inProgress = Errno(EINPROGRESS)
+    public static let canceled = Errno(ECANCELED)
+    public static let invalid = Errno(EINVAL)
+    public static let badFD = Errno(EBADF)
+    public static let again = Errno(EAGAIN)
+    public static let interrupted = Errno(EINTR)
+    public static let timedOut = Errno(ETIMEDOUT)
+    public static let io = Errno(EIO)
+}
+
+/// Runs `call` until it does not fail with EINTR (unless told not to retry).
+@inline(__always)
+func valueOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ call: () -> I) -> Result<I, Errno> {
+    while true {
+        let r = call()
+        if r != -1 { return .success(r) }
+        let e = Errno.current
+        if e == .interrupted && retryOnInterrupt { continue }
+        return .failure(e)
+    }
+}
+
+@inline(never) func system_pread(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int, _ off: Int64) -> Result<Int, Errno> {
+    valueOrErrno { pread(fd, buf, n, off_t(off)) }
+}
+@inline(never) func system_pwrite(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int, _ off: Int64) -> Result<Int, Errno> {
+    valueOrErrno { pwrite(fd, buf, n, off_t(off)) }
+}
+@inline(never) func system_read(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int) -> Result<Int, Errno> {
+    valueOrErrno { read(fd, buf, n) }
+}
+@inline(never) func system_write(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int) -> Result<Int, Errno> {
+    valueOrErrno { write(fd, buf, n) }
+}
+/// One try at a page-cache read that never blocks: nil when the read would have to wait.
+@inline(never) func system_preadNoWait(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int, _ off: Int64)
+    -> Result<Int, Errno>?
+{
+    let r = cuaio_pread_nowait(fd, buf, n, off_t(off))
+    if r >= 0 { return .success(r) }
+    let e = Errno(CInt(-r))
+    if e == .again || e.rawValue == EOPNOTSUPP || e == .interrupted { return nil }
+    return .failure(e)
+}
+@inline(never) func system_fsync(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fsync(fd) } }
+@inline(never) func system_fdatasync(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fdatasync(fd) } }
+
+@inline(never) func system_fstat(_ fd: CInt) -> Result<stat, Errno> {
+    var st = stat()
+    return valueOrErrno { fstat(fd, &st) }.map { _ in st }
+}
+/// fcntl(F_GETFL): the open file description's status flags and access mode.
+@inline(never) func system_getfl(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fcntl(fd, F_GETFL) } }
+
+@inline(never) func system_mmapAnonymous(_ bytes: Int) -> UnsafeMutableRawPointer? {
+    let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    return p == MAP_FAILED ? nil : p
+}

@@ -1,0 +1,258 @@
+// The worker pool: a user-space io-wq.
+//
+// Two classes, as in io-wq: `bounded` work (regular files, block devices) always ends by
+// itself; `unbounded` work (pipes, sockets, FIFOs, ttys) may wait for ever. Each class has its
+// own queue, its own workers and its own limit, so blocked stream reads can never take the
+// workers that file I/O needs, nor the reverse.
+//
+// When to start a worker. io-wq starts one when a running worker goes to sleep in the kernel
+// and work is pending. User space cannot see a thread fall asleep, so a worker says so itself
+// before it does anything that may sleep: unbounded work always; O_DIRECT, block devices and
+// syncs always; a buffered read only when preadv2(RWF_NOWAIT) found the data missing from the
+// page cache. Work that does not sleep (page-cache hits) is CPU work: more workers than CPUs
+// for it only add context switches, so a class keeps at most `runnableCap` workers that are
+// not sleeping, and starts more only while workers sleep. Idle workers exit after
+// UAIO_WORKER_IDLE_MS.
+//
+// Every worker runs with all signals blocked (the application's handlers never run on our
+// threads) on a small stack. All state here is guarded by the engine lock.
+import CUAIO
+import Glibc
+
+/// One class's queue and worker accounting.
+final class WorkQueue {
+    let workClass: WorkClass
+    var limit: Int
+    /// Per aio_reqprio level (0 runs first), index-linked through the slots.
+    private var heads = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
+    private var tails = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
+    private var nonEmpty: UInt32 = 0
+    private(set) var queued = 0
+    /// Workers alive, waiting for work, claimed by a signal but not yet awake, and sleeping in
+    /// the kernel on a request.
+    var total = 0, idle = 0, claimed = 0, blocked = 0
+    let condition: Lock.Condition
+
+    init(_ workClass: WorkClass, limit: Int, lock: Lock) {
+        self.workClass = workClass
+        self.limit = limit
+        condition = lock.makeCondition()
+    }
+
+    func push(_ r: UInt32, priority: CInt, _ requests: SlotPool<RequestSlot>) {
+        let p = Int(priority)
+        let s = requests[r]
+        s.pointee.queueNext = nilIndex
+        s.pointee.queuePrev = tails[p]
+        if tails[p] != nilIndex { requests[tails[p]].pointee.queueNext = r } else { heads[p] = r }
+        tails[p] = r
+        nonEmpty |= 1 << UInt32(p)
+        queued += 1
+    }
+
+    func pop(_ requests: SlotPool<RequestSlot>) -> UInt32? {
+        guard nonEmpty != 0 else { return nil }
+        let r = heads[nonEmpty.trailingZeroBitCount]
+        remove(r, requests)
+        return r
+    }
+
+    func remove(_ r: UInt32, _ requests: SlotPool<RequestSlot>) {
+        let s = requests[r]
+        let p = Int(s.pointee.reqprio)
+        let prev = s.pointee.queuePrev, next = s.pointee.queueNext
+        if prev != nilIndex { requests[prev].pointee.queueNext = next } else { heads[p] = next }
+        if next != nilIndex { requests[next].pointee.queuePrev = prev } else { tails[p] = prev }
+        if heads[p] == nilIndex { nonEmpty &= ~(1 << UInt32(p)) }
+        queued -= 1
+    }
+}
+
+final class WorkerPool: IOBackend, @unchecked Sendable {
+    let kind = BackendKind.pool
+    unowned let engine: Engine
+    let queues: [WorkQueue]
+    /// At most this many workers of a class run CPU work at once (one CPU is the submitter's).
+    let runnableCap: Int
+    var idleNs: UInt64
+    static let stackSize = 128 * 1024
+
+    init(engine: Engine) {
+        self.engine = engine
+        let c = engine.configuration
+        queues = [
+            WorkQueue(.bounded, limit: c.maxBoundedWorkers.value, lock: engine.lock),
+            WorkQueue(.unbounded, limit: c.maxUnboundedWorkers.value, lock: engine.lock),
+        ]
+        runnableCap = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
+        idleNs = UInt64(c.workerIdleMs.value) * 1_000_000
+    }
+
+    // MARK: IOBackend
+
+    func enqueueLocked(_ r: UInt32, _ deferred: inout Deferred) {
+        let s = engine.requests[r]
+        let q = queues[s.pointee.workClass.rawValue]
+        q.push(r, priority: s.pointee.reqprio, engine.requests)
+        if q.idle > q.claimed {
+            q.claimed += 1
+            q.condition.signal()
+        } else {
+            startWorkerIfUseful(q, &deferred)
+        }
+    }
+
+    func removeLocked(_ r: UInt32) -> Bool {
+        let s = engine.requests[r]
+        guard s.pointee.state == .queued else { return false }
+        queues[s.pointee.workClass.rawValue].remove(r, engine.requests)
+        return true
+    }
+
+    func afterUnlock(_ deferred: inout Deferred) {
+        for (q, n) in [(queues[0], deferred.spawn.bounded), (queues[1], deferred.spawn.unbounded)] where n > 0 {
+            for _ in 0..<n { startWorker(q) }
+        }
+        deferred.spawn = (0, 0)
+    }
+
+    // MARK: workers
+
+    /// Reserves a new worker (lock held) when work waits that no awake worker will take soon:
+    /// unbounded work always; bounded work while fewer than `runnableCap` workers are awake.
+    private func startWorkerIfUseful(_ q: WorkQueue, _ deferred: inout Deferred) {
+        let waiting = q.queued - q.claimed
+        guard waiting > 0, q.total < q.limit else { return }
+        let awake = q.total - q.blocked
+        guard q.workClass == .unbounded || awake < min(runnableCap, waiting) else { return }
+        q.total += 1
+        if q.workClass == .bounded { deferred.spawn.bounded += 1 } else { deferred.spawn.unbounded += 1 }
+    }
+
+    private func startWorker(_ q: WorkQueue) {
+        let context = Unmanaged.passRetained(WorkerContext(pool: self, queue: q)).toOpaque()
+        let e = cuaio_spawn_thread(workerMain, context, Self.stackSize)
+        guard e != 0 else { return }
+        Unmanaged<WorkerContext>.fromOpaque(context).release()
+        // No thread: give the reservation back. If the class has no worker at all, fail its
+        // queue rather than leave requests that nobody will ever run.
+        var deferred = Deferred()
+        engine.lock.withLock {
+            q.total -= 1
+            if q.total == 0 {
+                while let r = q.pop(engine.requests) {
+                    deferred.deliveries.append(engine.finishLocked(r, .failure(.again), backend: .pool, &deferred))
+                }
+            }
+        }
+        engine.afterUnlock(&deferred)
+    }
+
+    /// A worker's life: take a request, run it without the lock, finish it and take the next
+    /// under one lock hold, deliver the finished one after unlocking.
+    func run(_ q: WorkQueue) {
+        let tid = cuaio_gettid()
+        var pending: Delivery? = nil
+        var deferred = Deferred()
+        engine.lock.lock()
+        while true {
+            if let r = q.pop(engine.requests) {
+                let s = engine.requests[r]
+                s.pointee.state = .running
+                s.pointee.workerTid = tid
+                let job = s.pointee
+                var sleeping = q.workClass == .unbounded || job.mayBlock
+                if sleeping { noteSleeping(q, &deferred) }
+                engine.lock.unlock()
+                if let d = pending { engine.deliver(d); pending = nil }
+                engine.afterUnlock(&deferred)
+                let result = perform(job, q, &sleeping)
+                engine.lock.lock()
+                if sleeping { q.blocked -= 1 }
+                pending = engine.finishLocked(r, result, backend: .pool, &deferred)
+                continue
+            }
+            if pending != nil || !deferred.isEmpty {
+                engine.lock.unlock()
+                if let d = pending { engine.deliver(d); pending = nil }
+                engine.afterUnlock(&deferred)
+                engine.lock.lock()
+                continue
+            }
+            if !waitForWork(q) { break }
+        }
+        q.total -= 1
+        engine.lock.unlock()
+    }
+
+    /// Sleeps until claimed by `enqueueLocked` or the idle time passes (lock held).
+    /// False when the worker should exit.
+    private func waitForWork(_ q: WorkQueue) -> Bool {
+        q.idle += 1
+        let deadline = cuaio_now_ns() + idleNs
+        while true {
+            let signalled = q.condition.wait(untilNs: deadline)
+            if q.claimed > 0 {
+                q.claimed -= 1
+                q.idle -= 1
+                return true
+            }
+            if !signalled {
+                q.idle -= 1
+                return q.queued > 0
+            }
+        }
+    }
+
+    /// The worker is about to sleep in the kernel: start another if work would wait.
+    private func noteSleeping(_ q: WorkQueue, _ deferred: inout Deferred) {
+        q.blocked += 1
+        startWorkerIfUseful(q, &deferred)
+    }
+
+    /// Runs one request's system call. `sleeping` tells (and may learn) whether it sleeps.
+    private func perform(_ job: RequestSlot, _ q: WorkQueue, _ sleeping: inout Bool) -> Result<Int, Errno> {
+        switch job.opcode {
+        case .read:
+            guard job.positioned else { return system_read(job.fd, job.buffer, job.nbytes) }
+            var done = 0
+            if !sleeping {
+                // The page cache first: no sleep, so no reason to wake another worker.
+                switch system_preadNoWait(job.fd, job.buffer, job.nbytes, job.offset) {
+                case .success(let n) where n == job.nbytes || n == 0: return .success(n)
+                case .success(let n): done = n  // partly cached: read the rest below
+                case .failure(let e): return .failure(e)
+                case nil: break
+                }
+                var deferred = Deferred()
+                engine.lock.withLock { noteSleeping(q, &deferred) }
+                engine.afterUnlock(&deferred)
+                sleeping = true
+            }
+            return system_pread(job.fd, job.buffer.map { $0 + done }, job.nbytes - done, job.offset + Int64(done))
+                .map { $0 + done }
+        case .write:
+            guard job.positioned else { return system_write(job.fd, job.buffer, job.nbytes) }
+            return system_pwrite(job.fd, job.buffer, job.nbytes, job.offset)
+        case .fsync:
+            return system_fsync(job.fd).map { Int($0) }
+        case .fdatasync:
+            return system_fdatasync(job.fd).map { Int($0) }
+        }
+    }
+}
+
+private final class WorkerContext {
+    let pool: WorkerPool
+    let queue: WorkQueue
+    init(pool: WorkerPool, queue: WorkQueue) {
+        self.pool = pool
+        self.queue = queue
+    }
+}
+
+private func workerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let context = Unmanaged<WorkerContext>.fromOpaque(arg!).takeRetainedValue()
+    context.pool.run(context.queue)
+    return nil
+}

@@ -1,0 +1,153 @@
+// The C ABI: glibc's 17 AIO entry points, plain and *64 (the same struct on x86_64), each a
+// line or two over the engine. This is the only place that writes errno or returns -1.
+// compat/exports.map keeps every other symbol local.
+import CUAIO
+import Glibc
+import UAIOCore
+
+@inline(__always) private func fail(_ e: Errno) -> CInt {
+    errno = e.rawValue
+    return -1
+}
+
+@inline(__always) private func submit(_ cb: AIOCB?, _ opcode: Opcode) -> CInt {
+    guard let cb else { return fail(.invalid) }
+    guard let engine = Engine.current() else { return fail(.again) }
+    if let e = engine.submit(cb, opcode) { return fail(e) }
+    return 0
+}
+
+/// The corresponding C function is `aio_read(3)`.
+@_cdecl("aio_read") public func uaio_export_aio_read(_ cb: AIOCB?) -> CInt { submit(cb, .read) }
+@_cdecl("aio_read64") public func uaio_export_aio_read64(_ cb: AIOCB?) -> CInt { submit(cb, .read) }
+
+/// The corresponding C function is `aio_write(3)`.
+@_cdecl("aio_write") public func uaio_export_aio_write(_ cb: AIOCB?) -> CInt { submit(cb, .write) }
+@_cdecl("aio_write64") public func uaio_export_aio_write64(_ cb: AIOCB?) -> CInt { submit(cb, .write) }
+
+/// The corresponding C function is `aio_fsync(3)`: O_SYNC or O_DSYNC, a barrier for every
+/// earlier request on the same file.
+@_cdecl("aio_fsync") public func uaio_export_aio_fsync(_ op: CInt, _ cb: AIOCB?) -> CInt { fsync(op, cb) }
+@_cdecl("aio_fsync64") public func uaio_export_aio_fsync64(_ op: CInt, _ cb: AIOCB?) -> CInt { fsync(op, cb) }
+
+private func fsync(_ op: CInt, _ cb: AIOCB?) -> CInt {
+    switch op {
+    case O_SYNC: submit(cb, .fsync)
+    case O_DSYNC: submit(cb, .fdatasync)
+    default: fail(.invalid)
+    }
+}
+
+/// The corresponding C function is `aio_error(3)`. Async-signal-safe.
+@_cdecl("aio_error") public func uaio_export_aio_error(_ cb: AIOCB?) -> CInt { error(cb) }
+@_cdecl("aio_error64") public func uaio_export_aio_error64(_ cb: AIOCB?) -> CInt { error(cb) }
+
+private func error(_ cb: AIOCB?) -> CInt {
+    guard let cb else { return fail(.invalid) }
+    switch AIOStatus.error(cb) {
+    case .success(let e): return e
+    case .failure(let e): return fail(e)
+    }
+}
+
+/// The corresponding C function is `aio_return(3)`: the result, once. Async-signal-safe.
+@_cdecl("aio_return") public func uaio_export_aio_return(_ cb: AIOCB?) -> Int { takeReturn(cb) }
+@_cdecl("aio_return64") public func uaio_export_aio_return64(_ cb: AIOCB?) -> Int { takeReturn(cb) }
+
+private func takeReturn(_ cb: AIOCB?) -> Int {
+    guard let cb else { return Int(fail(.invalid)) }
+    switch AIOStatus.takeReturn(cb) {
+    case .success(let r): return r
+    case .failure(let e): return Int(fail(e))
+    }
+}
+
+/// The corresponding C function is `aio_suspend(3)`. Async-signal-safe.
+@_cdecl("aio_suspend")
+public func uaio_export_aio_suspend(_ list: UnsafePointer<AIOCB?>?, _ n: CInt, _ timeout: UnsafePointer<timespec>?)
+    -> CInt
+{ suspend(list, n, timeout) }
+@_cdecl("aio_suspend64")
+public func uaio_export_aio_suspend64(_ list: UnsafePointer<AIOCB?>?, _ n: CInt, _ timeout: UnsafePointer<timespec>?)
+    -> CInt
+{ suspend(list, n, timeout) }
+
+private func suspend(_ list: UnsafePointer<AIOCB?>?, _ n: CInt, _ timeout: UnsafePointer<timespec>?) -> CInt {
+    guard n >= 0, n == 0 || list != nil else { return fail(.invalid) }
+    var ns: UInt64? = nil
+    if let t = timeout?.pointee {
+        guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { return fail(.invalid) }
+        ns = UInt64(t.tv_sec).multipliedReportingOverflow(by: 1_000_000_000).partialValue &+ UInt64(t.tv_nsec)
+        if t.tv_sec > 1 << 32 { ns = nil }  // centuries: as good as no timeout
+    }
+    guard let list, n > 0 else { return 0 }
+    if let e = Engine.suspend(list, count: Int(n), timeoutNs: ns) { return fail(e) }
+    return 0
+}
+
+/// The corresponding C function is `aio_cancel(3)`.
+@_cdecl("aio_cancel") public func uaio_export_aio_cancel(_ fd: CInt, _ cb: AIOCB?) -> CInt { cancel(fd, cb) }
+@_cdecl("aio_cancel64") public func uaio_export_aio_cancel64(_ fd: CInt, _ cb: AIOCB?) -> CInt { cancel(fd, cb) }
+
+private func cancel(_ fd: CInt, _ cb: AIOCB?) -> CInt {
+    if let cb, cb.pointee.aio_fildes != fd { return fail(.invalid) }
+    if fcntl(fd, F_GETFD) == -1 { return fail(.badFD) }
+    guard let engine = Engine.existing() else { return CInt(AIO_ALLDONE) }
+    return engine.cancel(fd: fd, cb)
+}
+
+/// The corresponding C function is `lio_listio(3)`.
+@_cdecl("lio_listio")
+public func uaio_export_lio_listio(_ mode: CInt, _ list: UnsafePointer<AIOCB?>?, _ n: CInt,
+                                   _ sig: UnsafeMutablePointer<sigevent>?) -> CInt
+{ listIO(mode, list, n, sig) }
+@_cdecl("lio_listio64")
+public func uaio_export_lio_listio64(_ mode: CInt, _ list: UnsafePointer<AIOCB?>?, _ n: CInt,
+                                     _ sig: UnsafeMutablePointer<sigevent>?) -> CInt
+{ listIO(mode, list, n, sig) }
+
+private func listIO(_ mode: CInt, _ list: UnsafePointer<AIOCB?>?, _ n: CInt, _ sig: UnsafeMutablePointer<sigevent>?)
+    -> CInt
+{
+    guard mode == LIO_WAIT || mode == LIO_NOWAIT, n >= 0, n <= Engine.maxListLength, n == 0 || list != nil else {
+        return fail(.invalid)
+    }
+    var notification = Notification.none
+    if mode == LIO_NOWAIT, let sig {
+        guard let n = Notification(sig) else { return fail(.invalid) }
+        notification = n
+    }
+    guard let engine = Engine.current() else { return fail(.again) }
+    guard let list else {
+        notification.deliver(pid: engine.pid)  // an empty list is complete at once
+        return 0
+    }
+    if let e = engine.listIO(list, count: Int(n), wait: mode == LIO_WAIT, listNotification: notification) {
+        return fail(e)
+    }
+    return 0
+}
+
+/// The corresponding C function is `aio_init(3)`: applies where the environment is silent.
+@_cdecl("aio_init") public func uaio_export_aio_init(_ settings: UnsafePointer<cuaio_aioinit>?) {
+    guard let i = settings?.pointee else { return }
+    cuaio_aioinit_store(max(0, i.aio_threads), max(0, i.aio_num), max(0, i.aio_idle_time))
+    Engine.existing()?.applyAioInit(threads: Int(i.aio_threads), idleSeconds: Int(i.aio_idle_time))
+}
+
+// MARK: extensions (compat/include/uaio.h)
+
+/// Requests this process submitted through libuaio (proof that we, not glibc, served them).
+@_cdecl("uaio_requests_submitted") public func uaio_export_requests_submitted() -> UInt64 {
+    Engine.existing()?.submittedCount ?? 0
+}
+
+/// Requests submitted and not yet complete.
+@_cdecl("uaio_requests_in_flight") public func uaio_export_requests_in_flight() -> CInt {
+    CInt(Engine.existing()?.inFlight ?? 0)
+}
+
+/// The version of libuaio, as "MAJOR.MINOR.PATCH".
+@_cdecl("uaio_version") public func uaio_export_version() -> UnsafePointer<CChar> {
+    cuaio_version()
+}

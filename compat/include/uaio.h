@@ -1,0 +1,27 @@
+/* UringAIO extensions to POSIX AIO. The POSIX calls themselves keep glibc's <aio.h>
+ * declarations and struct aiocb: include <aio.h> as usual, link with -luaio (or preload
+ * libuaio.so), and include this header only for what POSIX does not have. */
+#ifndef UAIO_H
+#define UAIO_H
+
+#include <aio.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The longest list lio_listio accepts (glibc defines no AIO_LISTIO_MAX). */
+#define UAIO_LISTIO_MAX 65536
+
+/* Requests this process has submitted through libuaio since it started (or forked). */
+uint64_t uaio_requests_submitted(void);
+/* Requests submitted and not yet complete. */
+int uaio_requests_in_flight(void);
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *uaio_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
