@@ -48,12 +48,22 @@ struct FileState: Poolable {
     var nextFree = nilIndex
 }
 
-/// What the fd cache knows about one fd number.
+/// What the fd cache knows about one fd number. The cache is zero-filled memory, so an
+/// all-zero entry must mean "nothing cached": the file is stored as its index plus one.
 struct FDEntry {
-    var file = nilIndex
+    private var fileSlot: UInt32 = 0
     var fileGeneration: UInt32 = 0
     /// fcntl(F_GETFL) of the open file description.
     var flags: CInt = 0
+
+    init(file: UInt32 = nilIndex, fileGeneration: UInt32 = 0, flags: CInt) {
+        fileSlot = file &+ 1
+        self.fileGeneration = fileGeneration
+        self.flags = flags
+    }
+
+    /// The file's index, nilIndex for none.
+    var file: UInt32 { fileSlot &- 1 }
 }
 
 final class FileTable {
