@@ -48,6 +48,19 @@ public final class Engine: @unchecked Sendable {
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
         pool = WorkerPool(engine: self)
+        Self.instantiateRuntimeMetadata()
+    }
+
+    /// The Swift runtime builds some type metadata lazily, under a once-lock. If a worker were
+    /// the first to need one while another thread forks, the child would inherit the lock held
+    /// and hang on first use (pitfalls.md, fork). So the types the worker path uses are made
+    /// here, on the submitting thread, before the first worker starts.
+    private static func instantiateRuntimeMetadata() {
+        var deferred = Deferred()
+        deferred.deliveries.append(Delivery(record: CompletionRecord(), notification: .none, listNotification: .none))
+        deferred.deliveries.removeAll()
+        let results: [Result<Int, Errno>?] = [.success(0), .failure(.canceled), nil]
+        _ = results.contains { $0 == nil }
     }
 
     // MARK: the per-process instance
@@ -245,7 +258,13 @@ public final class Engine: @unchecked Sendable {
         s.pointee.cb = nil
         s.pointee.generation &+= 1
         requests.give(r)
-        _ = cuaio_add_u64_relaxed(counters + (result == .failure(.canceled) ? 2 : 1), 1)
+        // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
+        // this (worker) thread, which a concurrent fork() can leave locked in the child.
+        if case .failure(.canceled) = result {
+            _ = cuaio_add_u64_relaxed(counters + 2, 1)
+        } else {
+            _ = cuaio_add_u64_relaxed(counters + 1, 1)
+        }
         return delivery
     }
 

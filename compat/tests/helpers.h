@@ -46,6 +46,12 @@ static inline uint64_t t_uaio_submitted(void) {
     return f ? f() : 0;
 }
 
+/* uaio_requests_in_flight through dlsym, so that preloaded (unlinked) builds can call it. */
+static inline int t_uaio_in_flight(void) {
+    int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "uaio_requests_in_flight");
+    return f ? f() : -1;
+}
+
 /* Fails unless libuaio served at least `n` requests of this process: with glibc alone the
  * symbol does not exist, and a named version node would make glibc win silently. */
 static inline void t_require_uaio(uint64_t n) {

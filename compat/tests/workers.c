@@ -1,0 +1,69 @@
+/* The pool's two classes: blocked stream reads (unbounded class) never starve file I/O, the
+ * unbounded limit holds (a read past it waits for a worker), and aio_init's aio_threads
+ * limits the bounded class when the environment is silent. */
+#include "helpers.h"
+
+int main(void) {
+    setenv("UAIO_MAX_UNBOUNDED_WORKERS", "3", 1);
+    unsetenv("UAIO_MAX_BOUNDED_WORKERS");
+    struct aioinit init;
+    memset(&init, 0, sizeof init);
+    init.aio_threads = 2;
+    init.aio_idle_time = 1;
+    aio_init(&init);
+
+    enum { P = 4 };
+    int pipes[P][2];
+    char b[P][4];
+    struct aiocb rd[P];
+    for (int i = 0; i < P; i++) {
+        CHECK(pipe(pipes[i]) == 0, "pipe");
+        memset(&rd[i], 0, sizeof rd[i]);
+        rd[i].aio_fildes = pipes[i][0];
+        rd[i].aio_buf = b[i];
+        rd[i].aio_nbytes = 1;
+        CHECK(aio_read(&rd[i]) == 0, "aio_read pipe %d", i);
+    }
+    t_sleep_ms(50);
+    /* 3 unbounded workers block; file reads still run on bounded workers. */
+    int fd = t_temp_file(1 << 20);
+    static char fb[64][4096];
+    static struct aiocb f[64];
+    for (int i = 0; i < 64; i++) {
+        memset(&f[i], 0, sizeof f[i]);
+        f[i].aio_fildes = fd;
+        f[i].aio_buf = fb[i];
+        f[i].aio_nbytes = 4096;
+        f[i].aio_offset = i * 4096;
+        CHECK(aio_read(&f[i]) == 0, "aio_read file %d", i);
+    }
+    for (int i = 0; i < 64; i++) CHECK(t_wait(&f[i], 5000) == 4096, "file read %d starved", i);
+    /* Syncs say they may sleep, which would start workers up to the bounded limit (2). */
+    static struct aiocb s[16];
+    for (int i = 0; i < 16; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        s[i].aio_fildes = t_temp_file(4096);
+        CHECK(aio_fsync(O_SYNC, &s[i]) == 0, "aio_fsync");
+    }
+    int most = 0;
+    for (int i = 0; i < 16; i++) {
+        int n = t_thread_count();
+        if (n > most) most = n;
+        CHECK(t_wait(&s[i], 10000) == 0, "fsync %d", i);
+    }
+    CHECK(most <= 1 + 3 + 2, "%d threads: more than main + 3 unbounded + 2 bounded", most);
+    /* The fourth pipe read waits for an unbounded worker: none is free. */
+    CHECK(write(pipes[3][1], "d", 1) == 1, "write");
+    t_sleep_ms(100);
+    int waiting_ok = 1;
+    for (int i = 0; i < 3; i++) waiting_ok &= aio_error(&rd[i]) == EINPROGRESS;
+    int fourth_waits = aio_error(&rd[3]) == EINPROGRESS; /* unless it got a worker first */
+    for (int i = 0; i < 3; i++) CHECK(write(pipes[i][1], "x", 1) == 1, "write");
+    for (int i = 0; i < P; i++) CHECK(t_wait(&rd[i], 5000) == 1, "pipe read %d", i);
+    CHECK(waiting_ok, "blocked reads finished without data");
+    int threads = t_thread_count();
+    printf("fourth read %s; %d threads at most\n", fourth_waits ? "waited for a worker" : "had a worker", most);
+    CHECK(threads <= 1 + 3 + 2, "%d threads", threads);
+    t_require_uaio(64 + 16 + P);
+    return T_EXIT_PASS;
+}
