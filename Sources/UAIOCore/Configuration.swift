@@ -25,12 +25,14 @@ public struct Configuration: Sendable, Equatable {
     public var maxUnboundedWorkers: Setting<Int>
     public var workerIdleMs: Setting<Int>
     public var maxRequests: Setting<Int>
+    /// Try page-cache reads on the submitting thread (preadv2 RWF_NOWAIT) before queueing.
+    public var tryInline: Setting<Bool>
     /// One line per variable that could not be used.
     public var problems: [String] = []
 
     public static let variables = [
         "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
-        "UAIO_MAX_REQUESTS",
+        "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE",
     ]
 
     /// io-wq's bounded default: "Do QD, or 4 * CPUS".
@@ -77,6 +79,14 @@ public struct Configuration: Sendable, Equatable {
                 problems.append("uaio: UAIO_BACKEND='\(raw)' is not one of auto, pool, uring; using auto (default)")
             }
         }
+        var tryInline = Setting(value: true, source: .defaultValue)
+        if let raw = lookup("UAIO_TRY_INLINE") {
+            switch raw.trimmingSpaces().lowercased() {
+            case "1", "true", "yes", "on": tryInline = Setting(value: true, source: .environment)
+            case "0", "false", "no", "off": tryInline = Setting(value: false, source: .environment)
+            default: problems.append("uaio: UAIO_TRY_INLINE='\(raw)' is not 1 or 0; using 1 (default)")
+            }
+        }
         let idleFromInit = aioInit.idleSeconds > 0 ? aioInit.idleSeconds * 1000 : 0
         return Configuration(
             backend: backend,
@@ -89,6 +99,7 @@ public struct Configuration: Sendable, Equatable {
             // aio_num is "the number of expected simultaneous requests": room for at least that many.
             maxRequests: number("UAIO_MAX_REQUESTS", default: defaultMaxRequests,
                                 aioInit: aioInit.num > defaultMaxRequests ? aioInit.num : 0, range: 1...requestCeiling),
+            tryInline: tryInline,
             problems: problems)
     }
 

@@ -27,7 +27,13 @@ final class WorkQueue {
     private var heads = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
     private var tails = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
     private var nonEmpty: UInt32 = 0
-    private(set) var queued = 0
+    private(set) var queued = 0 {
+        // relaxed: a hint for the inline read path (Engine.readInline), read without the lock.
+        didSet { cuaio_store_u32_relaxed(backlog, UInt32(truncatingIfNeeded: queued)) }
+    }
+    private let backlog: UnsafeMutablePointer<UInt32>
+    /// Requests queued and not started, read without the lock (a hint, exact only under it).
+    var queuedHint: UInt32 { cuaio_load_u32_relaxed(backlog) }
     /// Workers alive, waiting for work, claimed by a signal but not yet awake, and sleeping in
     /// the kernel on a request.
     var total = 0, idle = 0, claimed = 0, blocked = 0
@@ -37,6 +43,8 @@ final class WorkQueue {
         self.workClass = workClass
         self.limit = limit
         condition = lock.makeCondition()
+        backlog = .allocate(capacity: 1)
+        backlog.initialize(to: 0)
     }
 
     func push(_ r: UInt32, priority: CInt, _ requests: SlotPool<RequestSlot>) {

@@ -1,0 +1,53 @@
+// uaio config: the effective configuration, where each value came from, and the routing.
+import ArgumentParser
+import UAIOCore
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the effective configuration (environment, then aio_init, then defaults).")
+
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let c = Configuration.load()
+        let settings: [(String, String, String)] = [
+            ("UAIO_BACKEND", c.backend.value.rawValue, c.backend.source.rawValue),
+            ("UAIO_MAX_BOUNDED_WORKERS", "\(c.maxBoundedWorkers.value)", c.maxBoundedWorkers.source.rawValue),
+            ("UAIO_MAX_UNBOUNDED_WORKERS", "\(c.maxUnboundedWorkers.value)", c.maxUnboundedWorkers.source.rawValue),
+            ("UAIO_WORKER_IDLE_MS", "\(c.workerIdleMs.value)", c.workerIdleMs.source.rawValue),
+            ("UAIO_MAX_REQUESTS", "\(c.maxRequests.value)", c.maxRequests.source.rawValue),
+        ]
+        let routes = Routing.table(c)
+        let ring = Routing.probeRing()
+        if json {
+            let s = settings.map { "\(jsonString($0.0)): {\"value\": \(jsonString($0.1)), \"source\": \(jsonString($0.2))}" }
+            let r = routes.map {
+                "{\"operation\": \(jsonString($0.opcode.name)), \"backend\": \(jsonString($0.backend.name)), "
+                    + "\"reason\": \(jsonString($0.reason))}"
+            }
+            let ringText: String
+            switch ring {
+            case .success: ringText = "\"available\""
+            case .failure(let e): ringText = jsonString("unavailable: \(e)")
+            }
+            print("{\"settings\": {\(s.joined(separator: ", "))}, \"io_uring\": \(ringText), "
+                + "\"routes\": [\(r.joined(separator: ", "))], "
+                + "\"problems\": [\(c.problems.map(jsonString).joined(separator: ", "))]}")
+            return
+        }
+        print(renderTable(["variable", "value", "source"], settings.map { [$0.0, $0.1, $0.2] }))
+        print()
+        print(routingText(c, ring: ring))
+        for p in c.problems { print(p) }
+    }
+}
+
+func routingText(_ c: Configuration, ring: Result<Void, Errno>) -> String {
+    let ringLine: String
+    switch ring {
+    case .success: ringLine = "io_uring: a ring can be set up in this process"
+    case .failure(let e): ringLine = "io_uring: cannot be set up here (\(e), errno \(e.rawValue))"
+    }
+    let rows = Routing.table(c).map { [$0.opcode.name, $0.backend.name, $0.reason] }
+    return ringLine + "\n" + renderTable(["operation", "backend", "why"], rows)
+}
