@@ -40,9 +40,12 @@ test: install test-swift test-compat
 test-swift: deps
 	$(SWIFT) test
 
+# Every program runs linked and preloaded, with the default settings and again with every
+# read queued to the pool (no inline attempt).
 test-compat: install
 	compat/tests/check-exports.sh $(PREFIX)/lib/libuaio.so
 	compat/tests/run.sh $(PREFIX)/lib
+	UAIO_TRY_INLINE=0 compat/tests/run.sh $(PREFIX)/lib
 
 clean:
 	rm -rf .build stage

@@ -78,7 +78,9 @@ final class WorkQueue {
 
 final class WorkerPool: IOBackend, @unchecked Sendable {
     let kind = BackendKind.pool
-    unowned let engine: Engine
+    /// Strong on purpose: an engine lives as long as its process, and a worker that outlives
+    /// every other reference (a test's engine) must still find it.
+    let engine: Engine
     let queues: [WorkQueue]
     /// At most this many workers of a class run CPU work at once (one CPU is the submitter's).
     let runnableCap: Int

@@ -1,6 +1,7 @@
-/* The pool's two classes: blocked stream reads (unbounded class) never starve file I/O, the
- * unbounded limit holds (a read past it waits for a worker), and aio_init's aio_threads
- * limits the bounded class when the environment is silent. */
+/* The pool's two classes: blocked stream reads (unbounded class) never starve file I/O, busy
+ * file workers never hold up stream I/O, the unbounded limit holds (a read past it waits for
+ * a worker), and aio_init's aio_threads limits the bounded class when the environment is
+ * silent. */
 #include "helpers.h"
 
 int main(void) {
@@ -64,6 +65,30 @@ int main(void) {
     int threads = t_thread_count();
     printf("fourth read %s; %d threads at most\n", fourth_waits ? "waited for a worker" : "had a worker", most);
     CHECK(threads <= 1 + 3 + 2, "%d threads", threads);
-    t_require_uaio(64 + 16 + P);
+
+    /* The reverse: both bounded workers busy with large writes and more queued; a pipe
+     * round trip still completes while they run. */
+    size_t big = 128 << 20;
+    char *bigbuf = malloc(big);
+    memset(bigbuf, 'w', big);
+    static struct aiocb bw[6];
+    for (int i = 0; i < 6; i++) {
+        memset(&bw[i], 0, sizeof bw[i]);
+        bw[i].aio_fildes = t_temp_file(0);
+        bw[i].aio_buf = bigbuf;
+        bw[i].aio_nbytes = big;
+        CHECK(aio_write(&bw[i]) == 0, "big write %d", i);
+    }
+    struct aiocb pr, pw;
+    char got[2];
+    memset(&pr, 0, sizeof pr);
+    memset(&pw, 0, sizeof pw);
+    pr.aio_fildes = pipes[0][0]; pr.aio_buf = got; pr.aio_nbytes = 2;
+    pw.aio_fildes = pipes[0][1]; pw.aio_buf = "ok"; pw.aio_nbytes = 2;
+    CHECK(aio_read(&pr) == 0 && aio_write(&pw) == 0, "pipe round trip");
+    CHECK(t_wait(&pr, 5000) == 2 && t_wait(&pw, 5000) == 2, "pipe I/O");
+    CHECK(aio_error(&bw[5]) == EINPROGRESS, "the pipe round trip waited for the queued file writes");
+    for (int i = 0; i < 6; i++) CHECK(t_wait(&bw[i], 60000) == (ssize_t)big, "big write %d", i);
+    t_require_uaio(64 + 16 + P + 8);
     return T_EXIT_PASS;
 }

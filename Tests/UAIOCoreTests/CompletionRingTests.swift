@@ -1,0 +1,76 @@
+import CUAIO
+import Glibc
+import Testing
+
+@testable import UAIOCore
+
+@Suite struct CompletionRingTests {
+    @Test func aWaiterReturnsOnceItsConditionHolds() {
+        let ring = CompletionRing(logEntries: 8)
+        #expect(ring.wait(deadlineNs: nil) { true } == nil)
+        let deadline = cuaio_now_ns() + 20_000_000
+        #expect(ring.wait(deadlineNs: deadline) { false } == .timedOut)
+        #expect(cuaio_now_ns() >= deadline)
+    }
+
+    @Test func theLogKeepsTheMostRecentCompletions() {
+        let ring = CompletionRing(logEntries: 4)
+        for i in 0..<10 {
+            var r = CompletionRecord()
+            r.request = UInt32(i)
+            ring.publish(r)
+        }
+        #expect(ring.recent(10).map(\.request) == [6, 7, 8, 9])
+        #expect(ring.recent(2).map(\.ticket) == [9, 10])
+        #expect(ring.sequence == 10)
+    }
+
+    /// Publishers bump a counter and publish; waiters each wait for a target. A lost wake-up
+    /// leaves a waiter asleep with its target reached: the deadline would catch it.
+    @Test func noWakeUpIsLostUnderContention() {
+        let ring = CompletionRing()
+        let counter = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        counter.initialize(to: 0)
+        let perPublisher = 20_000, publishers = 3, waiters = 4
+        let total = UInt32(perPublisher * publishers)
+        let timedOut = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        timedOut.initialize(to: 0)
+        var threads: [pthread_t] = []
+        for w in 0..<waiters {
+            threads.append(spawn {
+                var target = UInt32(w + 1)
+                while target <= total {
+                    let deadline = cuaio_now_ns() + 10_000_000_000
+                    if ring.wait(deadlineNs: deadline, until: { cuaio_load_u32_acquire(counter) >= target }) != nil {
+                        _ = cuaio_add_u32_seqcst(timedOut, 1)
+                        return
+                    }
+                    target += UInt32(1 + (w * 37 + Int(target)) % 97)
+                }
+            })
+        }
+        for _ in 0..<publishers {
+            threads.append(spawn {
+                for _ in 0..<perPublisher {
+                    _ = cuaio_add_u32_seqcst(counter, 1)
+                    ring.publish(CompletionRecord())
+                }
+            })
+        }
+        threads.forEach { pthread_join($0, nil) }
+        #expect(cuaio_load_u32_acquire(timedOut) == 0)
+        #expect(ring.sequence == total)
+    }
+}
+
+/// Starts a thread running `body` (tests only).
+func spawn(_ body: @escaping () -> Void) -> pthread_t {
+    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+    var t = pthread_t()
+    let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+    pthread_create(&t, nil, { p in
+        Unmanaged<Box>.fromOpaque(p!).takeRetainedValue().body()
+        return nil
+    }, arg)
+    return t
+}

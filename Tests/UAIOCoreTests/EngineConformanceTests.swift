@@ -1,0 +1,162 @@
+import CUAIO
+import Glibc
+import Testing
+
+@testable import UAIOCore
+
+/// The engine configurations every behaviour is checked against (the io_uring backend joins
+/// this list). Each test builds its own engine, so settings never leak between tests.
+enum EngineKind: String, CaseIterable, CustomTestStringConvertible {
+    case pool, poolNoInline
+    var testDescription: String { rawValue }
+
+    func make(_ env: [String: String] = [:]) -> Engine {
+        var e = env
+        e["UAIO_BACKEND"] = "pool"
+        if self == .poolNoInline { e["UAIO_TRY_INLINE"] = "0" }
+        return Engine(configuration: Configuration.parse(lookup: { e[$0] }, aioInit: (0, 0, 0)))!
+    }
+}
+
+/// A heap aiocb with its buffer, freed by `free()`.
+final class Request {
+    let cb: AIOCB
+    let buffer: UnsafeMutableRawPointer
+    init(fd: CInt, size: Int, offset: Int = 0, fill: UInt8? = nil) {
+        cb = .allocate(capacity: 1)
+        cb.initialize(to: aiocb())
+        buffer = .allocate(byteCount: max(size, 1), alignment: 4096)
+        if let fill { buffer.initializeMemory(as: UInt8.self, repeating: fill, count: max(size, 1)) }
+        cb.pointee.aio_fildes = fd
+        cb.pointee.aio_buf = UnsafeMutableRawPointer(buffer)
+        cb.pointee.aio_nbytes = size
+        cb.pointee.aio_offset = offset
+    }
+    deinit {
+        buffer.deallocate()
+        cb.deallocate()
+    }
+    var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: buffer, count: cb.pointee.aio_nbytes)) }
+}
+
+func tempFile(_ bytes: [UInt8] = []) -> CInt {
+    var template = Array("/tmp/uaio-swift-XXXXXX".utf8CString)
+    let fd = mkstemp(&template)
+    precondition(fd >= 0)
+    unlink(template)
+    if !bytes.isEmpty { precondition(pwrite(fd, bytes, bytes.count, 0) == bytes.count) }
+    return fd
+}
+
+extension Engine {
+    /// Waits (at most 10 s) for `r` and returns aio_error and aio_return.
+    func finish(_ r: Request) -> (error: CInt, result: Int) {
+        let waited = ring.wait(deadlineNs: cuaio_now_ns() + 10_000_000_000) { !r.cb.isInProgress(pid: pid) }
+        precondition(waited == nil, "request did not complete")
+        let e = r.cb.errorCode
+        let v = (try? AIOStatus.takeReturn(r.cb).get()) ?? -99
+        return (e, v)
+    }
+}
+
+@Suite struct EngineConformanceTests {
+    @Test(arguments: EngineKind.allCases)
+    func readWriteAndFsyncOnAFile(_ kind: EngineKind) {
+        let engine = kind.make()
+        let fd = tempFile((0..<8192).map { UInt8(truncatingIfNeeded: $0) })
+        defer { close(fd) }
+        let w = Request(fd: fd, size: 100, offset: 8000, fill: 0xAB)
+        #expect(engine.submit(w.cb, .write) == nil)
+        #expect(engine.finish(w) == (0, 100))
+        let s = Request(fd: fd, size: 0)
+        #expect(engine.submit(s.cb, .fsync) == nil)
+        #expect(engine.finish(s) == (0, 0))
+        let r = Request(fd: fd, size: 300, offset: 7900)
+        #expect(engine.submit(r.cb, .read) == nil)
+        #expect(engine.finish(r) == (0, 292))  // short at the end of the 8192-byte file
+        #expect(r.bytes[0..<100] == ArraySlice((7900..<8000).map { UInt8(truncatingIfNeeded: $0) }))
+        #expect(r.bytes[100..<200].allSatisfy { $0 == 0xAB })
+        #expect(r.bytes[200..<292] == ArraySlice((8100..<8192).map { UInt8(truncatingIfNeeded: $0) }))
+        #expect(engine.submittedCount == 3 && engine.completedCount == 3 && engine.inFlight == 0)
+    }
+
+    @Test(arguments: EngineKind.allCases)
+    func submissionErrors(_ kind: EngineKind) {
+        let engine = kind.make(["UAIO_MAX_REQUESTS": "2"])
+        let fd = tempFile([1, 2, 3])
+        defer { close(fd) }
+        let bad = Request(fd: fd, size: 1, offset: -1)
+        #expect(engine.submit(bad.cb, .read) == .invalid)
+        bad.cb.pointee.aio_offset = 0
+        bad.cb.pointee.aio_reqprio = 21
+        #expect(engine.submit(bad.cb, .read) == .invalid)
+        bad.cb.pointee.aio_reqprio = 0
+        bad.cb.pointee.aio_fildes = 9999
+        #expect(engine.submit(bad.cb, .read) == .badFD)
+        // The limit: two requests blocked on a pipe, a third is EAGAIN.
+        var p: [CInt] = [0, 0]
+        pipe(&p)
+        defer { close(p[0]); close(p[1]) }
+        let a = Request(fd: p[0], size: 1), b = Request(fd: p[0], size: 1), c = Request(fd: p[0], size: 1)
+        #expect(engine.submit(a.cb, .read) == nil && engine.submit(b.cb, .read) == nil)
+        #expect(engine.submit(c.cb, .read) == .again)
+        #expect(write(p[1], "xy", 2) == 2)
+        #expect(engine.finish(a) == (0, 1) && engine.finish(b) == (0, 1))
+        #expect(engine.submit(c.cb, .read) == nil)  // room again
+        #expect(write(p[1], "z", 1) == 1)
+        #expect(engine.finish(c) == (0, 1))
+    }
+
+    @Test(arguments: EngineKind.allCases)
+    func cancelQueuedRunningAndDone(_ kind: EngineKind) {
+        let engine = kind.make()
+        var p: [CInt] = [0, 0]
+        pipe(&p)
+        defer { close(p[0]); close(p[1]) }
+        let running = Request(fd: p[0], size: 4), held = Request(fd: p[0], size: 4)
+        #expect(engine.submit(running.cb, .read) == nil && engine.submit(held.cb, .read) == nil)
+        usleep(30_000)
+        #expect(engine.cancel(fd: p[0], held.cb) == CInt(AIO_CANCELED))
+        #expect(engine.finish(held) == (ECANCELED, -1))
+        #expect(engine.cancel(fd: p[0], nil) == CInt(AIO_NOTCANCELED))
+        #expect(write(p[1], "abcd", 4) == 4)
+        #expect(engine.finish(running) == (0, 4))
+        #expect(engine.cancel(fd: p[0], running.cb) == CInt(AIO_ALLDONE))
+        #expect(engine.canceledCount == 1)
+    }
+
+    /// Threads submit reads and writes on shared files and pipes at once; every request must
+    /// complete exactly once with the right result, and the ring must count each completion.
+    @Test(arguments: EngineKind.allCases)
+    func concurrentSubmittersLoseNothing(_ kind: EngineKind) {
+        let engine = kind.make()
+        let fd = tempFile([UInt8](repeating: 7, count: 1 << 16))
+        defer { close(fd) }
+        let threads = 4, perThread = 3000
+        let failures = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        failures.initialize(to: 0)
+        let before = engine.ring.sequence
+        let workers = (0..<threads).map { t in
+            spawn {
+                var p: [CInt] = [0, 0]
+                pipe(&p)
+                defer { close(p[0]); close(p[1]) }
+                for i in 0..<perThread {
+                    let stream = i % 10 == 0
+                    let r = stream ? Request(fd: p[0], size: 1) : Request(fd: fd, size: 512, offset: (i * 512) % 60000)
+                    let ok = engine.submit(r.cb, i % 3 == 1 && !stream ? .write : .read) == nil
+                    if stream { _ = write(p[1], "s", 1) }
+                    let (e, v) = engine.finish(r)
+                    if !ok || e != 0 || v != (stream ? 1 : 512) || AIOStatus.takeReturn(r.cb) != .failure(.invalid) {
+                        _ = cuaio_add_u32_seqcst(failures, 1)
+                    }
+                    _ = t
+                }
+            }
+        }
+        workers.forEach { pthread_join($0, nil) }
+        #expect(cuaio_load_u32_acquire(failures) == 0)
+        #expect(engine.ring.sequence &- before == UInt32(threads * perThread))
+        #expect(engine.completedCount == UInt64(threads * perThread) && engine.inFlight == 0)
+    }
+}

@@ -1,0 +1,106 @@
+import Glibc
+import Testing
+
+@testable import UAIOCore
+
+/// The ordering rules alone, on a file table and request slots, without threads.
+@Suite struct FileTableTests {
+    let requests = SlotPool<RequestSlot>(capacity: 64)!
+    let table = FileTable(capacity: 64)!
+
+    private func file(_ mode: mode_t, inode: Int = 7, fd: CInt = 3) -> UInt32 {
+        var st = stat()
+        st.st_dev = 1
+        st.st_ino = UInt(inode)
+        st.st_mode = mode
+        return table.attach(fd: fd, status: st, flags: O_RDWR)!.file
+    }
+
+    /// Submits `opcode` in `lane`; returns its index and whether it may start.
+    private func enter(_ f: UInt32, _ opcode: Opcode, _ lane: Lane = .none) -> (UInt32, Bool) {
+        let r = requests.take()!
+        let s = requests[r]
+        s.pointee = RequestSlot()
+        s.pointee.opcode = opcode
+        s.pointee.lane = lane
+        s.pointee.file = f
+        let ready = table.enter(r, s, requests: requests)
+        s.pointee.state = ready ? .running : .held
+        return (r, ready)
+    }
+
+    private func leave(_ r: UInt32) -> [UInt32] {
+        let (a, b) = table.leave(r, requests[r], requests: requests)
+        requests[r].pointee.state = .free
+        requests.give(r)
+        return [a, b].filter { $0 != nilIndex }
+    }
+
+    @Test func fsyncWaitsForEveryEarlierRequestAndNoLaterOne() {
+        let f = file(S_IFREG)
+        let (r1, ok1) = enter(f, .read)
+        let (w2, ok2) = enter(f, .write)
+        let (s3, ok3) = enter(f, .fsync)
+        let (r4, ok4) = enter(f, .read)
+        #expect(ok1 && ok2 && !ok3 && ok4)  // parallel, barrier, later read not held back
+        #expect(leave(w2).isEmpty)  // r1 is still earlier than the fsync
+        #expect(leave(r4).isEmpty)
+        #expect(leave(r1) == [s3])  // now the fsync heads the file
+    }
+
+    @Test func appendWritesRunOneAtATimeInOrder() {
+        let f = file(S_IFREG)
+        let (a, okA) = enter(f, .write, .append)
+        let (b, okB) = enter(f, .write, .append)
+        let (c, okC) = enter(f, .write, .append)
+        let (p, okP) = enter(f, .write)  // positioned: not in the lane
+        #expect(okA && !okB && !okC && okP)
+        #expect(leave(a) == [b])
+        #expect(leave(b) == [c])
+        #expect(leave(c).isEmpty && leave(p).isEmpty)
+    }
+
+    @Test func streamDirectionsAreIndependentLanes() {
+        let f = file(S_IFIFO)
+        let (r1, ok1) = enter(f, .read, .streamRead)
+        let (r2, ok2) = enter(f, .read, .streamRead)
+        let (w1, ok3) = enter(f, .write, .streamWrite)
+        #expect(ok1 && !ok2 && ok3)
+        #expect(leave(w1).isEmpty)
+        #expect(leave(r1) == [r2])
+        #expect(leave(r2).isEmpty)
+    }
+
+    @Test func cancellingAHeldRequestFromTheMiddleOfALane() {
+        let f = file(S_IFSOCK)
+        let (r1, _) = enter(f, .read, .streamRead)
+        let (r2, _) = enter(f, .read, .streamRead)
+        let (r3, _) = enter(f, .read, .streamRead)
+        #expect(leave(r2).isEmpty)  // cancelled while held
+        #expect(leave(r1) == [r3])
+        #expect(leave(r3).isEmpty)
+    }
+
+    @Test func dupedFDsShareTheFileAndItsCacheDiesWithTheLastRequest() {
+        let f = file(S_IFREG, fd: 3)
+        let g = file(S_IFREG, fd: 4)  // same inode through another fd
+        #expect(f == g)
+        let (r, _) = enter(f, .read)
+        #expect(table.cached(3)?.file == f && table.cached(4)?.file == f)
+        #expect(table.cached(5) == nil)  // never seen: zeroed memory is no entry
+        #expect(leave(r).isEmpty)
+        #expect(table.cached(3) == nil && table.cached(4) == nil)
+    }
+}
+
+@Suite struct SlotPoolTests {
+    @Test func takesUpToCapacityAndReusesWhatIsGiven() {
+        let pool = SlotPool<RequestSlot>(capacity: 3)!
+        let a = pool.take(), b = pool.take(), c = pool.take()
+        #expect([a, b, c] == [0, 1, 2])
+        #expect(pool.take() == nil)
+        pool.give(1)
+        #expect(pool.live == 2)
+        #expect(pool.take() == 1)
+    }
+}

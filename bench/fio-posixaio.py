@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""fio side by side: --ioengine=posixaio served by glibc, and by libuaio.so (LD_PRELOAD), with
+fio's own --ioengine=io_uring as the reference. 4 KiB random reads from page-cached files.
+Engines alternate within each round; the table shows medians and ratios to glibc.
+
+    bench/fio-posixaio.py --lib stage/lib/libuaio.so [--runs 5] [--seconds 5] [--depths 1,32]
+                          [--files 1,8] [--rw randread] [--env UAIO_TRY_INLINE=0 ...]
+
+Not a test: it prints numbers. Needs Debian's fio."""
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile
+
+def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_mib):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UAIO_") and k != "LD_PRELOAD"}
+    ioengine = "io_uring" if engine == "fio io_uring" else "posixaio"
+    if engine.startswith("uaio"):
+        env["LD_PRELOAD"] = lib
+        env.update(extra_env)
+    cmd = ["fio", "--name=bench", f"--ioengine={ioengine}", f"--rw={rw}", "--bs=4k",
+           f"--iodepth={depth}", f"--directory={directory}", f"--nrfiles={nfiles}",
+           f"--size={size_mib * nfiles}M", "--file_service_type=random", "--invalidate=0",
+           "--pre_read=1", "--time_based", f"--runtime={seconds}", "--output-format=json",
+           "--randrepeat=0", "--norandommap"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"fio failed for {engine}: {out.stderr.strip()[-2000:]}")
+    job = json.loads(out.stdout[out.stdout.index("{"):])["jobs"][0]
+    side = job["read"] if "read" in rw else job["write"]
+    if job.get("error"):
+        sys.exit(f"fio reported error {job['error']} for {engine}")
+    ios = side["total_ios"] or 1
+    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["elapsed"]
+    pct = side["clat_ns"].get("percentile", {})
+    return {"iops": side["iops"], "p50": pct.get("50.000000", 0) / 1000, "p99": pct.get("99.000000", 0) / 1000,
+            "cpu_us": cpu_s / ios * 1e6}
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--depths", default="1,32")
+    ap.add_argument("--files", default="1,8")
+    ap.add_argument("--rw", default="randread")
+    ap.add_argument("--size-mib", type=int, default=64, help="per file")
+    ap.add_argument("--engines", default="glibc,uaio,fio io_uring")
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the uaio runs")
+    ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/var/tmp"))
+    a = ap.parse_args()
+    if not shutil.which("fio"):
+        sys.exit("fio is not installed (apt-get install fio)")
+    lib = os.path.abspath(a.lib)
+    extra = dict(kv.split("=", 1) for kv in a.env)
+    engines = a.engines.split(",")
+    directory = tempfile.mkdtemp(prefix="uaio-fio.", dir=a.dir)
+    print(f"fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}, "
+          f"{a.rw} 4 KiB, {a.size_mib} MiB page-cached files, {a.seconds} s runs, median of {a.runs} "
+          f"alternated runs; libuaio env: {extra or 'defaults'}")
+    print()
+    print("| files | QD | engine | IOPS | p50 us | p99 us | CPU us/IO | vs glibc |")
+    print("|---|---|---|---|---|---|---|---|")
+    try:
+        for nfiles in map(int, a.files.split(",")):
+            for depth in map(int, a.depths.split(",")):
+                samples = {e: [] for e in engines}
+                for r in range(a.runs):
+                    for e in (engines if r % 2 == 0 else engines[::-1]):
+                        samples[e].append(run_fio(e, lib, directory, depth, nfiles, a.seconds, a.rw, extra,
+                                                  a.size_mib))
+                med = {e: {k: statistics.median(s[k] for s in samples[e]) for k in samples[e][0]} for e in engines}
+                base = med.get("glibc", {}).get("iops")
+                for e in engines:
+                    m = med[e]
+                    ratio = f"{m['iops'] / base:.2f}x" if base else "-"
+                    print(f"| {nfiles} | {depth} | {e} | {m['iops'] / 1000:.1f}k | {m['p50']:.1f} | {m['p99']:.1f} "
+                          f"| {m['cpu_us']:.2f} | {ratio} |", flush=True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+if __name__ == "__main__":
+    main()
