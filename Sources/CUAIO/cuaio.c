@@ -154,3 +154,5 @@ static int config_reported;
 int cuaio_first_config_report(void) { return __atomic_exchange_n(&config_reported, 1, __ATOMIC_ACQ_REL) == 0; }
 
 const char *cuaio_version(void) { return "0.1.0"; }
+const char *cuaio_name_uring(void) { return "uring"; }
+const char *cuaio_name_pool(void) { return "pool"; }

@@ -29,10 +29,14 @@ protocol IOBackend: AnyObject {
 struct Deferred {
     /// Worker threads to start, per WorkClass.
     var spawn: (bounded: Int, unbounded: Int) = (0, 0)
-    /// Completions to publish (only cancellation makes more than one at a time).
+    /// Completions to publish (cancellation and the ring's reaper make several at a time).
     var deliveries: [Delivery] = []
+    /// SQEs were queued: enter the kernel.
+    var submitRing = false
+    /// The ring's first submission: start its reaper.
+    var startReaper = false
 
-    var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty }
+    var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty && !submitRing && !startReaper }
 }
 
 /// A completion whose result is already in the aiocb, still to be published and notified.

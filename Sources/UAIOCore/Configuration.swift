@@ -27,12 +27,18 @@ public struct Configuration: Sendable, Equatable {
     public var maxRequests: Setting<Int>
     /// Try page-cache reads on the submitting thread (preadv2 RWF_NOWAIT) before queueing.
     public var tryInline: Setting<Bool>
+    /// Submission queue entries of the io_uring.
+    public var ringEntries: Setting<Int>
+    /// Operations never sent to the ring (UAIO_URING_DISABLE_OPS).
+    public var disabledOnRing: Setting<Set<Opcode>>
+    /// UAIO_DEBUG: one diagnostic line on stderr when io_uring cannot be used.
+    public var debug: Setting<Bool>
     /// One line per variable that could not be used.
     public var problems: [String] = []
 
     public static let variables = [
         "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
-        "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE",
+        "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE", "UAIO_RING_ENTRIES", "UAIO_URING_DISABLE_OPS", "UAIO_DEBUG",
     ]
 
     /// io-wq's bounded default: "Do QD, or 4 * CPUS".
@@ -40,6 +46,7 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultMaxUnboundedWorkers = 256
     public static let defaultWorkerIdleMs = 1000
     public static let defaultMaxRequests = 65536
+    public static let defaultRingEntries = 256
     /// Upper bounds that keep a typo from reserving absurd amounts of memory.
     static let workerCeiling = 4096
     static let requestCeiling = 1 << 22
@@ -79,13 +86,29 @@ public struct Configuration: Sendable, Equatable {
                 problems.append("uaio: UAIO_BACKEND='\(raw)' is not one of auto, pool, uring; using auto (default)")
             }
         }
-        var tryInline = Setting(value: true, source: .defaultValue)
-        if let raw = lookup("UAIO_TRY_INLINE") {
+        func flag(_ name: String, default def: Bool) -> Setting<Bool> {
+            guard let raw = lookup(name) else { return Setting(value: def, source: .defaultValue) }
             switch raw.trimmingSpaces().lowercased() {
-            case "1", "true", "yes", "on": tryInline = Setting(value: true, source: .environment)
-            case "0", "false", "no", "off": tryInline = Setting(value: false, source: .environment)
-            default: problems.append("uaio: UAIO_TRY_INLINE='\(raw)' is not 1 or 0; using 1 (default)")
+            case "1", "true", "yes", "on": return Setting(value: true, source: .environment)
+            case "0", "false", "no", "off", "": return Setting(value: false, source: .environment)
+            default:
+                problems.append("uaio: \(name)='\(raw)' is not 1 or 0; using \(def ? 1 : 0) (default)")
+                return Setting(value: def, source: .defaultValue)
             }
+        }
+        var disabled = Setting(value: Set<Opcode>(), source: .defaultValue)
+        if let raw = lookup("UAIO_URING_DISABLE_OPS") {
+            var ops = Set<Opcode>()
+            for name in raw.split(separator: ",").map({ String($0).trimmingSpaces().lowercased() }) where !name.isEmpty {
+                if let op = Opcode.allCases.first(where: { $0.name == name }) {
+                    ops.insert(op)
+                } else {
+                    problems.append(
+                        "uaio: UAIO_URING_DISABLE_OPS names '\(name)', which is not one of "
+                            + "\(Opcode.allCases.map(\.name).joined(separator: ", ")); ignoring it")
+                }
+            }
+            disabled = Setting(value: ops, source: .environment)
         }
         let idleFromInit = aioInit.idleSeconds > 0 ? aioInit.idleSeconds * 1000 : 0
         return Configuration(
@@ -99,7 +122,10 @@ public struct Configuration: Sendable, Equatable {
             // aio_num is "the number of expected simultaneous requests": room for at least that many.
             maxRequests: number("UAIO_MAX_REQUESTS", default: defaultMaxRequests,
                                 aioInit: aioInit.num > defaultMaxRequests ? aioInit.num : 0, range: 1...requestCeiling),
-            tryInline: tryInline,
+            tryInline: flag("UAIO_TRY_INLINE", default: true),
+            ringEntries: number("UAIO_RING_ENTRIES", default: defaultRingEntries, aioInit: 0, range: 1...32768),
+            disabledOnRing: disabled,
+            debug: flag("UAIO_DEBUG", default: false),
             problems: problems)
     }
 

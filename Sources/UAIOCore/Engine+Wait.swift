@@ -32,8 +32,9 @@ extension Engine {
                 cb.markFailed(e, pid: pid)
                 failed = true
             }
-            afterUnlock(&deferred)
         }
+        // Once for the whole list: one io_uring_enter for every entry the ring took.
+        afterUnlock(&deferred)
         if group != nilIndex { closeGroup(group) }
         if wait {
             // Entries that failed are not in progress, so they count as done.

@@ -27,6 +27,10 @@ public final class Engine: @unchecked Sendable {
     let files: FileTable
     let ring = CompletionRing()
     private(set) var pool: WorkerPool!
+    /// The io_uring backend, when a ring could be set up (and UAIO_BACKEND is not `pool`).
+    private(set) var uring: URingBackend?
+    /// Why there is no ring, if there is none.
+    public private(set) var ringSetupError: Errno?
     /// UAIO_TRY_INLINE: see `readInline`.
     let tryInline: Bool
     /// submitted, completed, canceled, failed at submission (relaxed counters).
@@ -51,6 +55,17 @@ public final class Engine: @unchecked Sendable {
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
         pool = WorkerPool(engine: self)
+        if configuration.backend.value != .pool {
+            do {
+                uring = try URingBackend(engine: self)
+            } catch {
+                ringSetupError = error
+                if configuration.debug.value {
+                    cuaio_write_stderr("uaio: io_uring cannot be used here (\(error), errno \(error.rawValue)); "
+                        + "every request goes to the worker pool\n")
+                }
+            }
+        }
         Self.instantiateRuntimeMetadata()
     }
 
@@ -64,6 +79,9 @@ public final class Engine: @unchecked Sendable {
         deferred.deliveries.removeAll()
         let results: [Result<Int, Errno>?] = [.success(0), .failure(.canceled), nil]
         _ = results.contains { $0 == nil }
+        var batch = [(UInt64, Int32)]()
+        batch.append((0, 0))
+        batch.removeAll(keepingCapacity: true)
     }
 
     // MARK: the per-process instance
@@ -242,17 +260,25 @@ public final class Engine: @unchecked Sendable {
         return r
     }
 
+    /// Hands a request whose ordering rules allow it to start to its backend (Routing).
     func makeReadyLocked(_ r: UInt32, _ deferred: inout Deferred) {
-        requests[r].pointee.state = .queued
-        pool.enqueueLocked(r, &deferred)
+        let s = requests[r]
+        s.pointee.state = .queued
+        if let uring, !s.pointee.reissued, uring.takesLocked(s) {
+            uring.enqueueLocked(r, &deferred)
+        } else {
+            s.pointee.backend = .pool
+            pool.enqueueLocked(r, &deferred)
+        }
     }
 
     /// Runs what was deferred under the lock: thread starts and deliveries.
     func afterUnlock(_ deferred: inout Deferred) {
         if deferred.isEmpty { return }
         pool.afterUnlock(&deferred)
+        uring?.afterUnlock(&deferred)
         for d in deferred.deliveries { deliver(d) }
-        deferred.deliveries.removeAll()
+        deferred.deliveries.removeAll(keepingCapacity: true)
     }
 
     // MARK: completion
@@ -321,6 +347,7 @@ public final class Engine: @unchecked Sendable {
     public func cancel(fd: CInt, _ cb: AIOCB?) -> CInt {
         var deferred = Deferred()
         var canceled = 0, running = 0
+        var inKernel: [UInt64] = []
         lock.withLock {
             func cancelOne(_ r: UInt32) {
                 let s = requests[r]
@@ -331,12 +358,16 @@ public final class Engine: @unchecked Sendable {
                     guard pool.removeLocked(r) else { running += 1; return }
                     canceled += 1
                 case .running:
-                    running += 1
+                    if s.pointee.backend == .uring {
+                        inKernel.append(URingBackend.token(r, s.pointee.generation))
+                    } else {
+                        running += 1
+                    }
                     return
                 case .free:
                     return
                 }
-                deferred.deliveries.append(finishLocked(r, .failure(.canceled), backend: .pool, &deferred))
+                deferred.deliveries.append(finishLocked(r, .failure(.canceled), backend: s.pointee.backend, &deferred))
             }
             if let cb {
                 if let r = liveRequest(for: cb) { cancelOne(r) }
@@ -345,8 +376,35 @@ public final class Engine: @unchecked Sendable {
             }
         }
         afterUnlock(&deferred)
+        // Ring requests: IORING_OP_ASYNC_CANCEL, synchronously. A cancelled request completes
+        // through its own CQE (-ECANCELED); wait for that, so that aio_error already says
+        // ECANCELED when aio_cancel returns. One the kernel cannot stop is AIO_NOTCANCELED.
+        if let uring {
+            for token in inKernel {
+                if uring.cancel(token: token) {
+                    canceled += 1
+                    _ = ring.wait(deadlineNs: nil) { !isLive(token) }
+                } else {
+                    uring.drain()  // it may have just completed: then it is done, not running
+                    if isLive(token) { running += 1 }
+                }
+            }
+        }
         if running > 0 { return CInt(AIO_NOTCANCELED) }
         return CInt(canceled > 0 ? AIO_CANCELED : AIO_ALLDONE)
+    }
+
+    /// The backend that operation `op` goes to in this process now.
+    public func backend(for op: Opcode) -> BackendKind {
+        lock.withLock { uring?.routesLocked(op) == true ? .uring : .pool }
+    }
+
+    /// Whether the request with this ring token is still in flight.
+    private func isLive(_ token: UInt64) -> Bool {
+        let r = UInt32(truncatingIfNeeded: token)
+        return lock.withLock {
+            requests[r].pointee.state != .free && requests[r].pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
+        }
     }
 
     // MARK: lists

@@ -145,6 +145,10 @@ struct RequestSlot {
     var queueNext = nilIndex
     /// The lio_listio group to count down, if any.
     var group = nilIndex
+    /// The backend that has it (set when it is handed over).
+    var backend: BackendKind = .pool
+    /// Sent back to the pool once after the ring refused it (URingBackend's fallback).
+    var reissued = false
     /// The worker thread running it (pool), for the CLI and cancellation.
     var workerTid: pid_t = 0
     var submittedNs: UInt64 = 0

@@ -1,6 +1,6 @@
-// Where each operation goes, and why. Today every operation goes to the worker pool; the
-// io_uring backend (next) fills in the probe and routes what the running kernel supports.
-// `uaio config` and `uaio bench` print this table.
+// Where each operation goes, and why: to the ring when a ring can be set up, the running
+// kernel's probe reports the opcode and nothing switched it off; to the worker pool otherwise.
+// The engine routes by this table; `uaio config` and `uaio bench` print it.
 import CURing
 import Glibc
 
@@ -11,21 +11,55 @@ public struct Route: Sendable, Equatable {
 }
 
 public enum Routing {
-    /// Whether this process can set up an io_uring at all, and if not, the errno.
-    public static func probeRing() -> Result<Void, Errno> {
-        var ring = io_uring()
-        let r = io_uring_queue_init(2, &ring, 0)
-        if r < 0 { return .failure(Errno(-r)) }
-        io_uring_queue_exit(&ring)
-        return .success(())
+    /// The io_uring opcode that serves an operation.
+    static func ringOpcode(_ op: Opcode) -> UInt32 {
+        switch op {
+        case .read: UInt32(IORING_OP_READ.rawValue)
+        case .write: UInt32(IORING_OP_WRITE.rawValue)
+        case .fsync, .fdatasync: UInt32(IORING_OP_FSYNC.rawValue)
+        }
     }
 
+    /// What this process can do with io_uring: nil when a ring can be set up, else the errno
+    /// (EPERM from the io_uring_disabled sysctl or a seccomp filter, ENOSYS, ENOMEM...), and
+    /// the operations the kernel's probe reports.
+    public static func probe(entries: Int = 2) -> (setupError: Errno?, supported: Set<Opcode>) {
+        var ring = io_uring()
+        let r = io_uring_queue_init(UInt32(entries), &ring, 0)
+        if r < 0 { return (Errno(-r), []) }
+        defer { io_uring_queue_exit(&ring) }
+        return (nil, supported(&ring))
+    }
+
+    static func supported(_ ring: UnsafeMutablePointer<io_uring>) -> Set<Opcode> {
+        guard let probe = io_uring_get_probe_ring(ring) else { return [] }
+        defer { io_uring_free_probe(probe) }
+        return Set(Opcode.allCases.filter { io_uring_opcode_supported(probe, CInt(ringOpcode($0))) != 0 })
+    }
+
+    /// The routing table for `configuration`, given what the probe found.
+    public static func table(_ configuration: Configuration, setupError: Errno?, supported: Set<Opcode>) -> [Route] {
+        Opcode.allCases.map { op in
+            func pool(_ why: String) -> Route { Route(opcode: op, backend: .pool, reason: why) }
+            if configuration.backend.value == .pool { return pool("UAIO_BACKEND=pool") }
+            if let e = setupError { return pool("no io_uring here: \(e) (errno \(e.rawValue))") }
+            if !supported.contains(op) { return pool("the kernel's probe lacks IORING_OP_\(ringOpcodeName(op))") }
+            if configuration.disabledOnRing.value.contains(op) { return pool("UAIO_URING_DISABLE_OPS") }
+            return Route(opcode: op, backend: .uring, reason: "the kernel's probe has IORING_OP_\(ringOpcodeName(op))")
+        }
+    }
+
+    /// The table as this process would route now (sets up and tears down a small ring).
     public static func table(_ configuration: Configuration) -> [Route] {
-        let reason =
-            switch configuration.backend.value {
-            case .pool: "UAIO_BACKEND=pool"
-            case .auto, .uring: "the io_uring backend is not built yet"
-            }
-        return Opcode.allCases.map { Route(opcode: $0, backend: .pool, reason: reason) }
+        let p: (setupError: Errno?, supported: Set<Opcode>) = configuration.backend.value == .pool ? (nil, []) : probe()
+        return table(configuration, setupError: p.setupError, supported: p.supported)
+    }
+
+    static func ringOpcodeName(_ op: Opcode) -> String {
+        switch op {
+        case .read: "READ"
+        case .write: "WRITE"
+        case .fsync, .fdatasync: "FSYNC"
+        }
     }
 }

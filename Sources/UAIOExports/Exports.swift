@@ -147,6 +147,15 @@ private func listIO(_ mode: CInt, _ list: UnsafePointer<AIOCB?>?, _ n: CInt, _ s
     CInt(Engine.existing()?.inFlight ?? 0)
 }
 
+/// "uring" or "pool": where this process sends `operation` ("read", "write", "fsync",
+/// "fdatasync") now; NULL for an unknown name.
+@_cdecl("uaio_backend_for") public func uaio_export_backend_for(_ operation: UnsafePointer<CChar>?) -> UnsafePointer<CChar>? {
+    guard let operation, let op = Opcode.allCases.first(where: { $0.name == String(cString: operation) }),
+          let engine = Engine.current()
+    else { return nil }
+    return engine.backend(for: op) == .uring ? cuaio_name_uring() : cuaio_name_pool()
+}
+
 /// The version of libuaio, as "MAJOR.MINOR.PATCH".
 @_cdecl("uaio_version") public func uaio_export_version() -> UnsafePointer<CChar> {
     cuaio_version()

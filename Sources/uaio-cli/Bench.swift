@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("files"), help: "Numbers of files, comma-separated.") var fileCounts = "1,8"
     @Option(help: "Size of each file, MiB.") var fileMib = 64
     @Option(help: "libuaio backends to measure, comma-separated; NAME-noinline sets UAIO_TRY_INLINE=0.")
-    var backends = "pool,pool-noinline"
+    var backends = "uring,pool,pool-noinline"
     @Option(help: "Directory for the temporary files (default: $TMPDIR or /var/tmp).") var dir: String?
     @Option(help: "Path of libuaio.so (default: beside this binary, or ../lib).") var library: String?
     @Flag(help: "Print JSON.") var json = false
@@ -40,7 +40,7 @@ struct Bench: ParsableCommand {
             print("uaio bench: 4 KiB random reads, \(fileMib) MiB page-cached files in \(base), "
                 + "\(seconds) s per measurement, median of \(runs) alternated rounds")
             print("library: \(lib)")
-            print(routingText(Configuration.load(), ring: Routing.probeRing()))
+            print(routingText(Configuration.load()))
             print()
         }
         var rows: [[String]] = []

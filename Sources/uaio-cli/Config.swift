@@ -17,19 +17,16 @@ struct Config: ParsableCommand {
             ("UAIO_WORKER_IDLE_MS", "\(c.workerIdleMs.value)", c.workerIdleMs.source.rawValue),
             ("UAIO_MAX_REQUESTS", "\(c.maxRequests.value)", c.maxRequests.source.rawValue),
         ]
-        let routes = Routing.table(c)
-        let ring = Routing.probeRing()
+        let probe = Routing.probe()
+        let routes = Routing.table(c, setupError: probe.setupError, supported: probe.supported)
         if json {
             let s = settings.map { "\(jsonString($0.0)): {\"value\": \(jsonString($0.1)), \"source\": \(jsonString($0.2))}" }
             let r = routes.map {
                 "{\"operation\": \(jsonString($0.opcode.name)), \"backend\": \(jsonString($0.backend.name)), "
                     + "\"reason\": \(jsonString($0.reason))}"
             }
-            let ringText: String
-            switch ring {
-            case .success: ringText = "\"available\""
-            case .failure(let e): ringText = jsonString("unavailable: \(e)")
-            }
+            let ringText = probe.setupError.map { jsonString("unavailable: \($0) (errno \($0.rawValue))") }
+                ?? "\"available\""
             print("{\"settings\": {\(s.joined(separator: ", "))}, \"io_uring\": \(ringText), "
                 + "\"routes\": [\(r.joined(separator: ", "))], "
                 + "\"problems\": [\(c.problems.map(jsonString).joined(separator: ", "))]}")
@@ -37,17 +34,20 @@ struct Config: ParsableCommand {
         }
         print(renderTable(["variable", "value", "source"], settings.map { [$0.0, $0.1, $0.2] }))
         print()
-        print(routingText(c, ring: ring))
+        print(routingText(c, probe: probe))
         for p in c.problems { print(p) }
     }
 }
 
-func routingText(_ c: Configuration, ring: Result<Void, Errno>) -> String {
-    let ringLine: String
-    switch ring {
-    case .success: ringLine = "io_uring: a ring can be set up in this process"
-    case .failure(let e): ringLine = "io_uring: cannot be set up here (\(e), errno \(e.rawValue))"
+func routingText(_ c: Configuration, probe: (setupError: Errno?, supported: Set<Opcode>) = Routing.probe()) -> String {
+    let ringLine =
+        if let e = probe.setupError {
+            "io_uring: cannot be set up in this process (\(e), errno \(e.rawValue)): everything goes to the pool"
+        } else {
+            "io_uring: available; the kernel's probe has \(probe.supported.count) of our \(Opcode.allCases.count) operations"
+        }
+    let rows = Routing.table(c, setupError: probe.setupError, supported: probe.supported).map {
+        [$0.opcode.name, $0.backend.name, $0.reason]
     }
-    let rows = Routing.table(c).map { [$0.opcode.name, $0.backend.name, $0.reason] }
     return ringLine + "\n" + renderTable(["operation", "backend", "why"], rows)
 }

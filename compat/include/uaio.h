@@ -18,6 +18,9 @@ extern "C" {
 uint64_t uaio_requests_submitted(void);
 /* Requests submitted and not yet complete. */
 int uaio_requests_in_flight(void);
+/* Where this process sends an operation now: "uring" or "pool"; NULL for an unknown name.
+ * Operations: "read", "write", "fsync", "fdatasync". */
+const char *uaio_backend_for(const char *operation);
 /* The library's version, "MAJOR.MINOR.PATCH". */
 const char *uaio_version(void);
 

@@ -52,6 +52,13 @@ static inline int t_uaio_in_flight(void) {
     return f ? f() : -1;
 }
 
+/* 1 if libuaio sends `operation` to io_uring in this process, 0 for the worker pool. */
+static inline int t_on_ring(const char *operation) {
+    const char *(*f)(const char *) = (const char *(*)(const char *))dlsym(RTLD_DEFAULT, "uaio_backend_for");
+    const char *b = f ? f(operation) : NULL;
+    return b && strcmp(b, "uring") == 0;
+}
+
 /* Fails unless libuaio served at least `n` requests of this process: with glibc alone the
  * symbol does not exist, and a named version node would make glibc win silently. */
 static inline void t_require_uaio(uint64_t n) {

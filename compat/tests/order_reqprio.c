@@ -1,4 +1,5 @@
-/* aio_reqprio: among queued requests, a lower aio_reqprio runs first (glibc's meaning). One
+/* aio_reqprio in the worker pool's queue (ring requests never wait in a user-space queue: the
+ * kernel starts them at once, in submission order). Among queued requests, a lower aio_reqprio runs first (glibc's meaning). One
  * bounded worker is kept busy by a large write and a low-priority write waits in the queue,
  * so the reads queue too (an inline read never overtakes queued work); completion order is
  * read from SIGEV_SIGNAL notifications, which are queued in order for one signal number. */
@@ -14,6 +15,7 @@ static void on_signal(int s, siginfo_t *si, void *c) {
 
 int main(void) {
     setenv("UAIO_MAX_BOUNDED_WORKERS", "1", 1);
+    setenv("UAIO_BACKEND", "pool", 1);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_signal;

@@ -126,6 +126,9 @@ void *cuaio_engine_load(void);
 int cuaio_engine_cas(void *expected, void *desired);
 void cuaio_engine_reset(void);
 
+/// Static names for uaio_backend_for.
+const char *cuaio_name_uring(void);
+const char *cuaio_name_pool(void);
 /// The library version, "MAJOR.MINOR.PATCH".
 const char *cuaio_version(void);
 

@@ -1,0 +1,203 @@
+// The io_uring backend: requests whose operation the kernel's probe supports go to one ring
+// per process, submitted from the caller's own thread, so the kernel sees the caller's
+// credentials (never SQPOLL: an SQPOLL ring runs requests with the ring creator's identity).
+//
+// Submission: SQEs are filled under the engine lock (every enqueue happens there) and the
+// SQ lock; `afterUnlock` enters the kernel once for everything the caller queued, so
+// lio_listio submits its whole list with one io_uring_enter. A full SQ sends the request to
+// the pool instead of waiting.
+//
+// Completion: the CQ has one consumer at a time (`cqLock`). A reaper thread, started with
+// the first submission, sleeps in io_uring_enter(GETEVENTS) and turns CQEs into completions
+// through `Engine.finishLocked` + `deliver`, exactly as pool workers do: both backends publish
+// into the one completion ring, and waiters never know which backend served them.
+//
+// Ordering needs nothing here: the engine's file table holds a request back until its
+// ordering rules allow it to start, and only then hands it to a backend.
+//
+// Fallback: a CQE with EACCES or EOPNOTSUPP (an io_uring restriction or BPF filter, a file
+// system without support) means the ring cannot do that operation here: the request is
+// re-issued on the pool and the operation is routed to the pool from then on. EINVAL is
+// re-issued once too (it may be the ring's own refusal), without a lasting verdict, since
+// plain I/O can also fail with EINVAL (an unaligned O_DIRECT buffer).
+import CUAIO
+import CURing
+import Glibc
+
+final class URingBackend: IOBackend, @unchecked Sendable {
+    let kind = BackendKind.uring
+    let engine: Engine
+    private let ring: UnsafeMutablePointer<io_uring>
+    private let sqLock = Lock()
+    private let cqLock = Lock()
+    /// Indexed by Opcode.rawValue: served by the ring. Engine lock.
+    private var routed: [Bool]
+    /// Engine lock.
+    private var reaperStarted = false
+
+    /// Sets up the ring, applies the worker limits to its io-wq, and probes its opcodes.
+    init(engine: Engine) throws(Errno) {
+        let c = engine.configuration
+        self.engine = engine
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        let r = io_uring_queue_init(UInt32(c.ringEntries.value), ring, 0)
+        guard r >= 0 else {
+            ring.deallocate()
+            throw Errno(-r)
+        }
+        // One worker budget: io_uring's io-wq gets the pool's limits, so a flood of buffered
+        // writes cannot spawn hundreds of iou-wrk threads. (Kernels before 5.15 lack this.)
+        var limits: [UInt32] = [UInt32(c.maxBoundedWorkers.value), UInt32(c.maxUnboundedWorkers.value)]
+        _ = io_uring_register_iowq_max_workers(ring, &limits)
+        let table = Routing.table(c, setupError: nil, supported: Routing.supported(ring))
+        routed = Opcode.allCases.map { op in table.contains { $0.opcode == op && $0.backend == .uring } }
+    }
+
+    /// Whether operation `op` goes to the ring now (engine lock held).
+    func routesLocked(_ op: Opcode) -> Bool { routed[Int(op.rawValue)] }
+
+    /// Whether request `r` goes to the ring (engine lock held).
+    func takesLocked(_ s: UnsafeMutablePointer<RequestSlot>) -> Bool {
+        routed[Int(s.pointee.opcode.rawValue)] && s.pointee.nbytes <= Int(UInt32.max)
+    }
+
+    // MARK: IOBackend
+
+    func enqueueLocked(_ r: UInt32, _ deferred: inout Deferred) {
+        let s = engine.requests[r]
+        sqLock.lock()
+        guard let sqe = io_uring_get_sqe(ring) else {
+            sqLock.unlock()
+            s.pointee.backend = .pool
+            engine.pool.enqueueLocked(r, &deferred)
+            return
+        }
+        // Streams and O_APPEND writes use the file position: offset -1.
+        let offset = s.pointee.positioned ? UInt64(s.pointee.offset) : UInt64.max
+        switch s.pointee.opcode {
+        case .read:
+            io_uring_prep_read(sqe, s.pointee.fd, s.pointee.buffer, UInt32(s.pointee.nbytes), offset)
+        case .write:
+            io_uring_prep_write(sqe, s.pointee.fd, s.pointee.buffer, UInt32(s.pointee.nbytes), offset)
+        case .fsync:
+            io_uring_prep_fsync(sqe, s.pointee.fd, 0)
+        case .fdatasync:
+            io_uring_prep_fsync(sqe, s.pointee.fd, UInt32(IORING_FSYNC_DATASYNC))
+        }
+        io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
+        sqLock.unlock()
+        // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.
+        s.pointee.state = .running
+        s.pointee.backend = .uring
+        deferred.submitRing = true
+        if !reaperStarted {
+            reaperStarted = true
+            deferred.startReaper = true
+        }
+    }
+
+    func removeLocked(_ r: UInt32) -> Bool { false }
+
+    func afterUnlock(_ deferred: inout Deferred) {
+        if deferred.startReaper {
+            deferred.startReaper = false
+            let context = Unmanaged.passRetained(self).toOpaque()
+            if cuaio_spawn_thread(reaperMain, context, 128 * 1024) != 0 {
+                Unmanaged<URingBackend>.fromOpaque(context).release()
+                engine.lock.withLock { reaperStarted = false }
+            }
+        }
+        if deferred.submitRing {
+            deferred.submitRing = false
+            submit()
+        }
+    }
+
+    /// Enters the kernel with whatever the SQ holds.
+    private func submit() {
+        sqLock.withLock {
+            // -EBUSY/-EAGAIN (CQ overflow, no memory): the SQEs stay queued and the reaper
+            // retries after it drained the CQ.
+            _ = io_uring_submit(ring)
+        }
+    }
+
+    // MARK: completion
+
+    /// user_data: the slot in the low 32 bits, its generation in the high 32.
+    static func token(_ r: UInt32, _ generation: UInt32) -> UInt64 { UInt64(r) | UInt64(generation) << 32 }
+
+    /// Reaps every CQE the ring holds; returns how many. Blocks on `cqLock` only.
+    @discardableResult
+    func drain() -> Int {
+        var total = 0
+        cqLock.lock()
+        defer { cqLock.unlock() }
+        var batch = [(UInt64, Int32)]()
+        batch.reserveCapacity(64)
+        while true {
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            batch.removeAll(keepingCapacity: true)
+            while batch.count < 64, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
+                batch.append((c.pointee.user_data, c.pointee.res))
+                io_uring_cqe_seen(ring, c)
+            }
+            if batch.isEmpty { return total }
+            total += batch.count
+            var deferred = Deferred()
+            engine.lock.withLock {
+                for (token, res) in batch { completeLocked(token, res, &deferred) }
+            }
+            engine.afterUnlock(&deferred)
+        }
+    }
+
+    private func completeLocked(_ token: UInt64, _ res: Int32, _ deferred: inout Deferred) {
+        let r = UInt32(truncatingIfNeeded: token)
+        guard r < engine.requests.capacity else { return }
+        let s = engine.requests[r]
+        guard s.pointee.state == .running, s.pointee.backend == .uring,
+              s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
+        else { return }
+        if res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !s.pointee.reissued) {
+            if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
+            s.pointee.reissued = true
+            s.pointee.backend = .pool
+            s.pointee.state = .queued
+            engine.pool.enqueueLocked(r, &deferred)
+            return
+        }
+        let result: Result<Int, Errno> = res >= 0 ? .success(Int(res)) : .failure(Errno(-res))
+        deferred.deliveries.append(engine.finishLocked(r, result, backend: .uring, &deferred))
+    }
+
+    /// The reaper: drain, then sleep in the kernel until a CQE arrives. It also resubmits what
+    /// a failed io_uring_enter left in the SQ.
+    fileprivate func reap() {
+        while true {
+            if drain() == 0 {
+                submit()
+                _ = io_uring_enter(UInt32(ring.pointee.ring_fd), 0, 1, UInt32(IORING_ENTER_GETEVENTS), nil)
+            }
+        }
+    }
+
+    // MARK: cancellation
+
+    /// Cancels request `r` (with its token) in the kernel, outside the engine lock. Returns
+    /// true if the kernel cancelled it (its CQE, -ECANCELED, completes it), false if it is
+    /// already running where the kernel cannot stop it, or already completed.
+    func cancel(token: UInt64) -> Bool {
+        var reg = io_uring_sync_cancel_reg()
+        reg.addr = token
+        reg.timeout = __kernel_timespec(tv_sec: -1, tv_nsec: -1)
+        let r = io_uring_register_sync_cancel(ring, &reg)
+        return r >= 0
+    }
+}
+
+private func reaperMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    Unmanaged<URingBackend>.fromOpaque(arg!).takeRetainedValue().reap()
+    return nil
+}
