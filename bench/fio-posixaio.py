@@ -9,7 +9,7 @@ Engines alternate within each round; the table shows medians and ratios to glibc
 Not a test: it prints numbers. Needs Debian's fio."""
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile
 
-def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_mib):
+def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_mib, direct):
     env = {k: v for k, v in os.environ.items() if not k.startswith("UAIO_") and k != "LD_PRELOAD"}
     ioengine = "io_uring" if engine == "fio io_uring" else "posixaio"
     if engine.startswith("uaio"):
@@ -18,8 +18,8 @@ def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_
     cmd = ["fio", "--name=bench", f"--ioengine={ioengine}", f"--rw={rw}", "--bs=4k",
            f"--iodepth={depth}", f"--directory={directory}", f"--nrfiles={nfiles}",
            f"--size={size_mib * nfiles}M", "--file_service_type=random", "--invalidate=0",
-           "--pre_read=1", "--time_based", f"--runtime={seconds}", "--output-format=json",
-           "--randrepeat=0", "--norandommap"]
+           f"--pre_read={0 if direct else 1}", "--time_based", f"--runtime={seconds}", "--output-format=json",
+           "--randrepeat=0", "--norandommap", f"--direct={1 if direct else 0}"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"fio failed for {engine}: {out.stderr.strip()[-2000:]}")
@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--engines", default="glibc,uaio,fio io_uring")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the uaio runs")
     ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/var/tmp"))
+    ap.add_argument("--direct", action="store_true", help="O_DIRECT: from the disk, not the page cache")
     a = ap.parse_args()
     if not shutil.which("fio"):
         sys.exit("fio is not installed (apt-get install fio)")
@@ -52,8 +53,9 @@ def main():
     extra = dict(kv.split("=", 1) for kv in a.env)
     engines = a.engines.split(",")
     directory = tempfile.mkdtemp(prefix="uaio-fio.", dir=a.dir)
+    where = "O_DIRECT" if a.direct else "page-cached"
     print(f"fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}, "
-          f"{a.rw} 4 KiB, {a.size_mib} MiB page-cached files, {a.seconds} s runs, median of {a.runs} "
+          f"{a.rw} 4 KiB, {a.size_mib} MiB {where} files, {a.seconds} s runs, median of {a.runs} "
           f"alternated runs; libuaio env: {extra or 'defaults'}")
     print()
     print("| files | QD | engine | IOPS | p50 us | p99 us | CPU us/IO | vs glibc |")
@@ -65,7 +67,7 @@ def main():
                 for r in range(a.runs):
                     for e in (engines if r % 2 == 0 else engines[::-1]):
                         samples[e].append(run_fio(e, lib, directory, depth, nfiles, a.seconds, a.rw, extra,
-                                                  a.size_mib))
+                                                  a.size_mib, a.direct))
                 med = {e: {k: statistics.median(s[k] for s in samples[e]) for k in samples[e][0]} for e in engines}
                 base = med.get("glibc", {}).get("iops")
                 for e in engines:

@@ -31,12 +31,14 @@ struct Deferred {
     var spawn: (bounded: Int, unbounded: Int) = (0, 0)
     /// Completions to publish (cancellation and the ring's reaper make several at a time).
     var deliveries: [Delivery] = []
+    /// This thread holds the ring's SQ lock (URingBackend): it must submit and release it.
+    var holdsSQ = false
     /// SQEs were queued: enter the kernel.
     var submitRing = false
     /// The ring's first submission: start its reaper.
     var startReaper = false
 
-    var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty && !submitRing && !startReaper }
+    var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty && !submitRing && !startReaper && !holdsSQ }
 }
 
 /// A completion whose result is already in the aiocb, still to be published and notified.

@@ -2,13 +2,17 @@
 // per process, submitted from the caller's own thread, so the kernel sees the caller's
 // credentials (never SQPOLL: an SQPOLL ring runs requests with the ring creator's identity).
 //
-// Submission: SQEs are filled under the engine lock (every enqueue happens there) and the
-// SQ lock; `afterUnlock` enters the kernel once for everything the caller queued, so
-// lio_listio submits its whole list with one io_uring_enter. A full SQ sends the request to
-// the pool instead of waiting.
+// Submission: SQEs are filled under the engine lock (every enqueue happens there), and the
+// thread that fills them takes the SQ lock and keeps it until `afterUnlock` has entered the
+// kernel with them, after the engine lock is released. So every SQE is submitted by the thread
+// that filled it: the kernel sees that thread's credentials, and its io-wq (io_uring keeps one
+// per submitting task) does the work; no other thread, the reaper least of all, submits for
+// it. lio_listio fills its whole list under one hold and submits it with one io_uring_enter.
+// A full SQ sends the request to the pool instead of waiting.
 //
 // Completion: the CQ has one consumer at a time (`cqLock`). A reaper thread, started with
-// the first submission, sleeps in io_uring_enter(GETEVENTS) and turns CQEs into completions
+// the first submission (and again after it exited, idle for UAIO_WORKER_IDLE_MS with nothing
+// in flight), sleeps in io_uring_enter(GETEVENTS) and turns CQEs into completions
 // through `Engine.finishLocked` + `deliver`, exactly as pool workers do: both backends publish
 // into the one completion ring, and waiters never know which backend served them.
 //
@@ -32,8 +36,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     private let cqLock = Lock()
     /// Indexed by Opcode.rawValue: served by the ring. Engine lock.
     private var routed: [Bool]
-    /// Engine lock.
+    /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
     private var reaperStarted = false
+    private var inFlight = 0
 
     /// Sets up the ring, applies the worker limits to its io-wq, and probes its opcodes.
     init(engine: Engine) throws(Errno) {
@@ -66,9 +71,13 @@ final class URingBackend: IOBackend, @unchecked Sendable {
 
     func enqueueLocked(_ r: UInt32, _ deferred: inout Deferred) {
         let s = engine.requests[r]
-        sqLock.lock()
+        if !deferred.holdsSQ {
+            // Lock order: engine, then SQ. The SQ lock outlives the engine lock's hold until
+            // afterUnlock; whoever blocks on it meanwhile waits for one io_uring_enter.
+            sqLock.lock()
+            deferred.holdsSQ = true
+        }
         guard let sqe = io_uring_get_sqe(ring) else {
-            sqLock.unlock()
             s.pointee.backend = .pool
             engine.pool.enqueueLocked(r, &deferred)
             return
@@ -86,10 +95,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             io_uring_prep_fsync(sqe, s.pointee.fd, UInt32(IORING_FSYNC_DATASYNC))
         }
         io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
-        sqLock.unlock()
         // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.
         s.pointee.state = .running
         s.pointee.backend = .uring
+        inFlight += 1
         deferred.submitRing = true
         if !reaperStarted {
             reaperStarted = true
@@ -108,19 +117,23 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                 engine.lock.withLock { reaperStarted = false }
             }
         }
+        guard deferred.holdsSQ else { return }
+        deferred.holdsSQ = false
         if deferred.submitRing {
             deferred.submitRing = false
-            submit()
+            // EBUSY/EAGAIN: the CQ is full (or the kernel short of memory). Our SQEs stay in
+            // the SQ; let completions drain and try again. If it still fails, the next
+            // submission carries them.
+            for _ in 0..<100 {
+                let r = io_uring_submit(ring)
+                if r != -EBUSY && r != -EAGAIN { break }
+                sqLock.unlock()
+                drain()
+                sched_yield()
+                sqLock.lock()
+            }
         }
-    }
-
-    /// Enters the kernel with whatever the SQ holds.
-    private func submit() {
-        sqLock.withLock {
-            // -EBUSY/-EAGAIN (CQ overflow, no memory): the SQEs stay queued and the reaper
-            // retries after it drained the CQ.
-            _ = io_uring_submit(ring)
-        }
+        sqLock.unlock()
     }
 
     // MARK: completion
@@ -160,6 +173,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         guard s.pointee.state == .running, s.pointee.backend == .uring,
               s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
         else { return }
+        inFlight -= 1
         if res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !s.pointee.reissued) {
             if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
@@ -172,13 +186,28 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         deferred.deliveries.append(engine.finishLocked(r, result, backend: .uring, &deferred))
     }
 
-    /// The reaper: drain, then sleep in the kernel until a CQE arrives. It also resubmits what
-    /// a failed io_uring_enter left in the SQ.
+    /// The reaper: drain, then sleep in the kernel until a CQE arrives; exit when idle with
+    /// nothing in flight. It never submits (see the header).
     fileprivate func reap() {
+        let idleNs = Int64(engine.configuration.workerIdleMs.value) * 1_000_000
+        // A timed wait needs IORING_FEAT_EXT_ARG (5.11); without it, liburing would queue a
+        // timeout SQE, behind the SQ lock's back. Such a reaper never exits.
+        let timed = ring.pointee.features & UInt32(IORING_FEAT_EXT_ARG) != 0
         while true {
-            if drain() == 0 {
-                submit()
+            if drain() > 0 { continue }
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            if !timed {
                 _ = io_uring_enter(UInt32(ring.pointee.ring_fd), 0, 1, UInt32(IORING_ENTER_GETEVENTS), nil)
+                continue
+            }
+            var ts = __kernel_timespec(tv_sec: idleNs / 1_000_000_000, tv_nsec: idleNs % 1_000_000_000)
+            // It only waits: the CQE stays for drain(), which takes cqLock.
+            if io_uring_wait_cqe_timeout(ring, &cqe, &ts) == -ETIME {
+                let exit = engine.lock.withLock {
+                    if inFlight == 0 { reaperStarted = false }
+                    return inFlight == 0
+                }
+                if exit { return }
             }
         }
     }
