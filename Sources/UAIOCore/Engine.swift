@@ -41,7 +41,8 @@ public final class Engine: @unchecked Sendable {
     /// The longest list lio_listio takes (our AIO_LISTIO_MAX).
     public static let maxListLength = 1 << 16
 
-    init?(configuration: Configuration) {
+    /// `restrictRingTo`: tests only, see URingBackend.init.
+    init?(configuration: Configuration, restrictRingTo: Set<Opcode>? = nil) {
         let n = configuration.maxRequests.value
         guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
               let files = FileTable(capacity: n)
@@ -57,7 +58,7 @@ public final class Engine: @unchecked Sendable {
         pool = WorkerPool(engine: self)
         if configuration.backend.value != .pool {
             do {
-                uring = try URingBackend(engine: self)
+                uring = try URingBackend(engine: self, restrictTo: restrictRingTo)
             } catch {
                 ringSetupError = error
                 if configuration.debug.value {

@@ -32,6 +32,12 @@ enum FileKind: UInt8 {
     }
 }
 
+/// The first and last request of a lane (singly linked through RequestSlot.laneNext).
+struct LaneEnds {
+    var head = nilIndex
+    var tail = nilIndex
+}
+
 struct FileState: Poolable {
     var device: UInt64 = 0
     var inode: UInt64 = 0
@@ -42,8 +48,7 @@ struct FileState: Poolable {
     var head = nilIndex
     var tail = nilIndex
     /// The lanes, indexed by Lane.rawValue - 1: append, stream read, stream write.
-    var laneHead: (UInt32, UInt32, UInt32) = (nilIndex, nilIndex, nilIndex)
-    var laneTail: (UInt32, UInt32, UInt32) = (nilIndex, nilIndex, nilIndex)
+    var lanes = (LaneEnds(), LaneEnds(), LaneEnds())
     var hashNext = nilIndex
     var nextFree = nilIndex
 }
@@ -156,13 +161,12 @@ final class FileTable {
         f.pointee.tail = r
         f.pointee.inflight += 1
         var ready = !slot.pointee.opcode.isSync || f.pointee.head == r
-        let lane = slot.pointee.lane
-        if lane != .none {
+        if slot.pointee.lane != .none {
+            let l = lane(f, slot.pointee.lane)
             slot.pointee.laneNext = nilIndex
-            let tail = laneTail(f, lane)
-            if tail != nilIndex { requests[tail].pointee.laneNext = r } else { setLaneHead(f, lane, r) }
-            setLaneTail(f, lane, r)
-            ready = ready && laneHead(f, lane) == r
+            if l.pointee.tail != nilIndex { requests[l.pointee.tail].pointee.laneNext = r } else { l.pointee.head = r }
+            l.pointee.tail = r
+            ready = ready && l.pointee.head == r
         }
         return ready
     }
@@ -184,21 +188,22 @@ final class FileTable {
             // Only a sync waits for the head position; it joins no lane.
             if n.pointee.state == .held && n.pointee.opcode.isSync { readyA = next }
         }
-        let lane = slot.pointee.lane
-        if lane != .none {
-            if laneHead(f, lane) == r {
+        if slot.pointee.lane != .none {
+            let l = lane(f, slot.pointee.lane)
+            if l.pointee.head == r {
                 let n = slot.pointee.laneNext
-                setLaneHead(f, lane, n)
-                if n == nilIndex { setLaneTail(f, lane, nilIndex) } else if requests[n].pointee.state == .held {
-                    let s = requests[n]
-                    if !s.pointee.opcode.isSync || f.pointee.head == n { readyB = n }
+                l.pointee.head = n
+                if n == nilIndex {
+                    l.pointee.tail = nilIndex
+                } else if requests[n].pointee.state == .held {
+                    readyB = n  // lane requests are never syncs: the lane is their only rule
                 }
             } else {
                 // A held request leaves from the middle of its lane (cancellation).
-                var p = laneHead(f, lane)
+                var p = l.pointee.head
                 while requests[p].pointee.laneNext != r { p = requests[p].pointee.laneNext }
                 requests[p].pointee.laneNext = slot.pointee.laneNext
-                if laneTail(f, lane) == r { setLaneTail(f, lane, p) }
+                if l.pointee.tail == r { l.pointee.tail = p }
             }
         }
         f.pointee.inflight -= 1
@@ -217,36 +222,10 @@ final class FileTable {
         }
     }
 
-    private func laneHead(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane) -> UInt32 {
-        switch lane {
-        case .append: f.pointee.laneHead.0
-        case .streamRead: f.pointee.laneHead.1
-        case .streamWrite: f.pointee.laneHead.2
-        case .none: nilIndex
-        }
-    }
-    private func laneTail(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane) -> UInt32 {
-        switch lane {
-        case .append: f.pointee.laneTail.0
-        case .streamRead: f.pointee.laneTail.1
-        case .streamWrite: f.pointee.laneTail.2
-        case .none: nilIndex
-        }
-    }
-    private func setLaneHead(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane, _ v: UInt32) {
-        switch lane {
-        case .append: f.pointee.laneHead.0 = v
-        case .streamRead: f.pointee.laneHead.1 = v
-        case .streamWrite: f.pointee.laneHead.2 = v
-        case .none: break
-        }
-    }
-    private func setLaneTail(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane, _ v: UInt32) {
-        switch lane {
-        case .append: f.pointee.laneTail.0 = v
-        case .streamRead: f.pointee.laneTail.1 = v
-        case .streamWrite: f.pointee.laneTail.2 = v
-        case .none: break
-        }
+    /// The ends of `lane` of file `f` (the tuple is homogeneous, so laid out like a C array).
+    private func lane(_ f: UnsafeMutablePointer<FileState>, _ lane: Lane) -> UnsafeMutablePointer<LaneEnds> {
+        precondition(lane != .none)
+        let base = UnsafeMutableRawPointer(f) + MemoryLayout<FileState>.offset(of: \.lanes)!
+        return base.assumingMemoryBound(to: LaneEnds.self) + Int(lane.rawValue - 1)
     }
 }

@@ -45,7 +45,9 @@ public enum Routing {
             if let e = setupError { return pool("no io_uring here: \(e) (errno \(e.rawValue))") }
             if !supported.contains(op) { return pool("the kernel's probe lacks IORING_OP_\(ringOpcodeName(op))") }
             if configuration.disabledOnRing.value.contains(op) { return pool("UAIO_URING_DISABLE_OPS") }
-            return Route(opcode: op, backend: .uring, reason: "the kernel's probe has IORING_OP_\(ringOpcodeName(op))")
+            let why = "the kernel's probe has IORING_OP_\(ringOpcodeName(op))"
+            return Route(opcode: op, backend: .uring,
+                         reason: op == .write ? why + "; buffered writes to files: pool (faster here)" : why)
         }
     }
 

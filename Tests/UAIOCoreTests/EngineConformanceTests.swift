@@ -181,3 +181,29 @@ extension Engine {
         #expect(engine.completedCount == UInt64(threads * perThread) && engine.inFlight == 0)
     }
 }
+
+@Suite struct URingFallbackTests {
+    /// The kernel refuses writes on this ring (IORING_REGISTER_RESTRICTIONS: EACCES, as a sandbox
+    /// would): the write is re-issued on the pool, succeeds, the caller never sees EACCES, and
+    /// writes go to the pool from then on while reads stay on the ring.
+    @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
+    func aRefusedOperationMovesToThePool() {
+        let env = ["UAIO_BACKEND": "uring", "UAIO_TRY_INLINE": "0"]
+        let engine = Engine(configuration: Configuration.parse(lookup: { env[$0] }, aioInit: (0, 0, 0)),
+                            restrictRingTo: [.read, .fsync, .fdatasync])!
+        #expect(engine.backend(for: .write) == .uring)  // the probe says yes
+        var p: [CInt] = [0, 0]  // stream writes go to the ring (buffered file writes do not)
+        pipe(&p)
+        defer { close(p[0]); close(p[1]) }
+        let w = Request(fd: p[1], size: 4096, fill: 0x5A)
+        #expect(engine.submit(w.cb, .write) == nil)
+        #expect(engine.finish(w) == (0, 4096))
+        #expect(engine.backend(for: .write) == .pool)  // the verdict is kept
+        #expect(engine.backend(for: .read) == .uring)
+        let r = Request(fd: p[0], size: 4096)
+        #expect(engine.submit(r.cb, .read) == nil)
+        #expect(engine.finish(r) == (0, 4096))
+        #expect(r.bytes.allSatisfy { $0 == 0x5A })
+        #expect(engine.canceledCount == 0 && engine.completedCount == 2)
+    }
+}

@@ -9,10 +9,7 @@ static volatile int notified;
 static void on_done(union sigval v) { __atomic_add_fetch(&notified, v.sival_int, __ATOMIC_SEQ_CST); }
 
 static void prep(struct aiocb *cb, int fd, void *buf, size_t n, int value) {
-    memset(cb, 0, sizeof *cb);
-    cb->aio_fildes = fd;
-    cb->aio_buf = buf;
-    cb->aio_nbytes = n;
+    t_prep(cb, fd, buf, n);
     cb->aio_sigevent.sigev_notify = SIGEV_THREAD;
     cb->aio_sigevent.sigev_notify_function = on_done;
     cb->aio_sigevent.sigev_value.sival_int = value;

@@ -7,10 +7,7 @@ int main(void) {
     CHECK(pipe(p) == 0, "pipe");
     char buf[8];
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = p[0];
-    cb.aio_buf = buf;
-    cb.aio_nbytes = sizeof buf;
+    t_prep(&cb, p[0], buf, sizeof buf);
 
     struct aiocb *volatile null_cb = NULL;
     CHECK_ERRNO(aio_error(null_cb), EINVAL);

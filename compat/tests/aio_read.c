@@ -8,20 +8,14 @@ int main(void) {
 
     /* A plain read at an offset. */
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = 4096;
+    t_prep(&cb, fd, buf, 4096);
     cb.aio_offset = 12345;
     CHECK(aio_read(&cb) == 0, "aio_read");
     CHECK(t_wait(&cb, 5000) == 4096, "read count");
     for (int i = 0; i < 4096; i++) CHECK(buf[i] == t_pattern(12345 + i), "byte %d", i);
 
     /* Short read at end of file: success with the short count; at/after EOF: 0. */
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = 8192;
+    t_prep(&cb, fd, buf, 8192);
     cb.aio_offset = 64 * 1024 - 100;
     CHECK(aio_read(&cb) == 0, "aio_read at eof");
     CHECK(t_wait(&cb, 5000) == 100, "short read");
@@ -34,10 +28,7 @@ int main(void) {
     static unsigned char bufs[N][512];
     struct aiocb cbs[N];
     for (int i = 0; i < N; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = bufs[i];
-        cbs[i].aio_nbytes = 512;
+        t_prep(&cbs[i], fd, bufs[i], 512);
         cbs[i].aio_offset = i * 1000;
         CHECK(aio_read(&cbs[i]) == 0, "aio_read %d", i);
     }
@@ -49,10 +40,7 @@ int main(void) {
     /* Submission errors. */
     struct aiocb *volatile null_cb = NULL;
     CHECK_ERRNO(aio_read(null_cb), EINVAL);
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = 10;
+    t_prep(&cb, fd, buf, 10);
     cb.aio_offset = -1;
     CHECK_ERRNO(aio_read(&cb), EINVAL);
     cb.aio_offset = 0;

@@ -71,10 +71,7 @@ int main(void) {
     sa.sa_sigaction = on_done;
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGRTMIN + 3, &sa, NULL);
-    memset(&handler_cb, 0, sizeof handler_cb);
-    handler_cb.aio_fildes = p[0];
-    handler_cb.aio_buf = a;
-    handler_cb.aio_nbytes = 1;
+    t_prep(&handler_cb, p[0], a, 1);
     handler_cb.aio_sigevent.sigev_notify = SIGEV_SIGNAL;
     handler_cb.aio_sigevent.sigev_signo = SIGRTMIN + 3;
     handler_cb.aio_sigevent.sigev_value.sival_ptr = &handler_cb;

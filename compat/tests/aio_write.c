@@ -9,10 +9,7 @@ int main(void) {
     struct aiocb cbs[N];
     for (int i = 0; i < N; i++) {
         for (int j = 0; j < SZ; j++) bufs[i][j] = t_pattern((size_t)i * SZ + j);
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = bufs[i];
-        cbs[i].aio_nbytes = SZ;
+        t_prep(&cbs[i], fd, bufs[i], SZ);
         cbs[i].aio_offset = (off_t)(N - 1 - i) * SZ; /* back to front */
         for (int j = 0; j < SZ; j++) bufs[i][j] = t_pattern((size_t)(N - 1 - i) * SZ + j);
         CHECK(aio_write(&cbs[i]) == 0, "aio_write %d", i);

@@ -9,19 +9,13 @@ int main(void) {
     CHECK(pipe(p) == 0, "pipe");
     char buf[8];
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = p[0];
-    cb.aio_buf = buf;
-    cb.aio_nbytes = 4;
+    t_prep(&cb, p[0], buf, 4);
     CHECK(aio_read(&cb) == 0, "aio_read");
     int fd = t_temp_file(1 << 16);
     static char fbuf[16][4096];
     static struct aiocb fcbs[16];
     for (int i = 0; i < 16; i++) {
-        memset(&fcbs[i], 0, sizeof fcbs[i]);
-        fcbs[i].aio_fildes = fd;
-        fcbs[i].aio_buf = fbuf[i];
-        fcbs[i].aio_nbytes = 4096;
+        t_prep(&fcbs[i], fd, fbuf[i], 4096);
         fcbs[i].aio_offset = i * 4096;
         CHECK(aio_read(&fcbs[i]) == 0, "aio_read file %d", i);
     }
@@ -37,10 +31,7 @@ int main(void) {
         /* The child's own I/O works, on a file and on a pipe. */
         char c[4096];
         struct aiocb own;
-        memset(&own, 0, sizeof own);
-        own.aio_fildes = fd;
-        own.aio_buf = c;
-        own.aio_nbytes = sizeof c;
+        t_prep(&own, fd, c, sizeof c);
         own.aio_offset = 4096;
         CHECK(aio_read(&own) == 0, "child aio_read");
         CHECK(t_wait(&own, 5000) == 4096 && (unsigned char)c[0] == t_pattern(4096), "child read");

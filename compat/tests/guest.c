@@ -22,10 +22,7 @@ int main(void) {
     int fd = t_temp_file(4096);
     char buf[16];
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = sizeof buf;
+    t_prep(&cb, fd, buf, sizeof buf);
     CHECK(aio_read(&cb) == 0, "aio_read");
     CHECK(t_wait(&cb, 5000) == sizeof buf, "read");
     /* Still no handler installed by serving a request. */

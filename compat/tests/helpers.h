@@ -106,14 +106,27 @@ static inline void t_sleep_ms(int ms) {
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
-static inline int t_thread_count(void) {
+/* A numeric field of /proc/self/status ("Threads", "VmRSS"...), -1 if absent. */
+static inline long t_status(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
-    int n = -1;
+    long n = -1;
+    size_t len = strlen(field);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1) break;
+        if (strncmp(line, field, len) == 0 && line[len] == ':' && sscanf(line + len + 1, "%ld", &n) == 1) break;
     if (f) fclose(f);
     return n;
+}
+
+static inline int t_thread_count(void) { return (int)t_status("Threads"); }
+
+/* A zero-filled aiocb for `n` bytes at `buf` on `fd` (offset 0, SIGEV_SIGNAL with signal 0:
+ * no notification, as ported code that zero-fills its aiocbs gets). */
+static inline void t_prep(struct aiocb *cb, int fd, volatile void *buf, size_t n) {
+    memset(cb, 0, sizeof *cb);
+    cb->aio_fildes = fd;
+    cb->aio_buf = buf;
+    cb->aio_nbytes = n;
 }
 
 #endif

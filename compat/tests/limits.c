@@ -2,16 +2,6 @@
  * requests complete), and RSS stays flat across 10^6 requests. */
 #include "helpers.h"
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1) break;
-    if (f) fclose(f);
-    return kib;
-}
-
 int main(void) {
     setenv("UAIO_MAX_REQUESTS", "8", 1);
     int p[2];
@@ -19,10 +9,7 @@ int main(void) {
     char buf[8];
     struct aiocb cbs[9];
     for (int i = 0; i < 9; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = p[0];
-        cbs[i].aio_buf = buf;
-        cbs[i].aio_nbytes = 1;
+        t_prep(&cbs[i], p[0], buf, 1);
     }
     for (int i = 0; i < 8; i++) CHECK(aio_read(&cbs[i]) == 0, "aio_read %d", i);
     CHECK_ERRNO(aio_read(&cbs[8]), EAGAIN);
@@ -44,10 +31,7 @@ int main(void) {
     int fd = t_temp_file(1 << 16);
     static char bufs[8][512];
     for (int i = 0; i < 8; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = bufs[i];
-        cbs[i].aio_nbytes = 512;
+        t_prep(&cbs[i], fd, bufs[i], 512);
     }
     long before = 0;
     for (long n = 0; n < 1000000; n++) {
@@ -55,10 +39,10 @@ int main(void) {
         if (n >= 8) CHECK(t_wait(cb, 10000) == 512, "request %ld", n);
         cb->aio_offset = (n * 4096) % (1 << 16);
         CHECK(aio_read(cb) == 0, "aio_read %ld", n);
-        if (n == 20000) before = rss_kib();
+        if (n == 20000) before = t_status("VmRSS");
     }
     for (int i = 0; i < 8; i++) CHECK(t_wait(&cbs[i], 10000) == 512, "last");
-    long after = rss_kib();
+    long after = t_status("VmRSS");
     printf("RSS after 2*10^4 requests: %ld KiB; after 10^6: %ld KiB\n", before, after);
     CHECK(after - before < 1024, "RSS grew by %ld KiB", after - before);
     t_require_uaio(1000000);

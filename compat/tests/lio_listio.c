@@ -23,10 +23,7 @@ static void on_signal(int s, siginfo_t *si, void *c) {
 
 static void build(int fd, int op) {
     for (int i = 0; i < N; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = bufs[i];
-        cbs[i].aio_nbytes = SZ;
+        t_prep(&cbs[i], fd, bufs[i], SZ);
         cbs[i].aio_offset = i * SZ;
         cbs[i].aio_lio_opcode = (i % 5 == 4) ? LIO_NOP : op;
         list[i] = (i % 7 == 3) ? NULL : &cbs[i];

@@ -6,10 +6,7 @@ int main(void) {
     int fd = t_temp_file(4096);
     char buf[16];
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = sizeof buf;
+    t_prep(&cb, fd, buf, sizeof buf);
     int kinds[] = {3, 5, -1, 1000};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         cb.aio_sigevent.sigev_notify = kinds[i];

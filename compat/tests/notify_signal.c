@@ -25,10 +25,7 @@ int main(void) {
     enum { N = 20 };
     static struct aiocb cbs[N];
     for (int i = 0; i < N; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = buf;
-        cbs[i].aio_nbytes = sizeof buf;
+        t_prep(&cbs[i], fd, buf, sizeof buf);
         cbs[i].aio_sigevent.sigev_notify = SIGEV_SIGNAL;
         cbs[i].aio_sigevent.sigev_signo = SIGRTMIN + 2;
         cbs[i].aio_sigevent.sigev_value.sival_ptr = &cbs[i];
@@ -41,10 +38,7 @@ int main(void) {
      * so a stray signal would count; signal 0 itself cannot be caught, so also check that
      * nothing at all is pending. */
     struct aiocb z;
-    memset(&z, 0, sizeof z);
-    z.aio_fildes = fd;
-    z.aio_buf = buf;
-    z.aio_nbytes = sizeof buf;
+    t_prep(&z, fd, buf, sizeof buf);
     CHECK(z.aio_sigevent.sigev_notify == SIGEV_SIGNAL, "SIGEV_SIGNAL is 0 on Linux");
     CHECK(aio_read(&z) == 0, "aio_read zero-filled");
     CHECK(t_wait(&z, 5000) == sizeof buf, "read");

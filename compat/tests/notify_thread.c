@@ -35,10 +35,7 @@ int main(void) {
     enum { N = 10 };
     static struct aiocb cbs[N];
     for (int i = 0; i < N; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = buf;
-        cbs[i].aio_nbytes = sizeof buf;
+        t_prep(&cbs[i], fd, buf, sizeof buf);
         cbs[i].aio_sigevent.sigev_notify = SIGEV_THREAD;
         cbs[i].aio_sigevent.sigev_notify_function = on_done;
         cbs[i].aio_sigevent.sigev_notify_attributes = i % 2 ? &attr : NULL;
@@ -51,10 +48,7 @@ int main(void) {
 
     /* A NULL function is EINVAL at submission. */
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = 1;
+    t_prep(&cb, fd, buf, 1);
     cb.aio_sigevent.sigev_notify = SIGEV_THREAD;
     CHECK_ERRNO(aio_read(&cb), EINVAL);
     t_require_uaio(N);

@@ -33,10 +33,7 @@ int main(void) {
     int fd = t_temp_file(4096);
     char buf[16];
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = sizeof buf;
+    t_prep(&cb, fd, buf, sizeof buf);
     cb.aio_sigevent.sigev_notify = SIGEV_THREAD_ID;
     cb.aio_sigevent.sigev_signo = SIGUSR1;
     cb.aio_sigevent._sigev_un._tid = target_tid;

@@ -15,10 +15,7 @@ int main(void) {
     static struct aiocb cbs[N];
     for (int i = 0; i < N; i++) {
         snprintf(recs[i], REC, "record %06d", i);
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = i % 3 ? afd : afd2;
-        cbs[i].aio_buf = recs[i];
-        cbs[i].aio_nbytes = REC;
+        t_prep(&cbs[i], i % 3 ? afd : afd2, recs[i], REC);
         cbs[i].aio_offset = (N - i) * 1000; /* ignored for O_APPEND */
         CHECK(aio_write(&cbs[i]) == 0, "aio_write %d", i);
     }

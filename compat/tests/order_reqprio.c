@@ -31,10 +31,7 @@ int main(void) {
     char *bigbuf = malloc(bigsz);
     memset(bigbuf, 'b', bigsz);
     struct aiocb blocker;
-    memset(&blocker, 0, sizeof blocker);
-    blocker.aio_fildes = big;
-    blocker.aio_buf = bigbuf;
-    blocker.aio_nbytes = bigsz;
+    t_prep(&blocker, big, bigbuf, bigsz);
     static char bufs[N][64];
     static struct aiocb cbs[N];
     pthread_sigmask(SIG_BLOCK, &block, &old); /* collect the signals after all are queued */
@@ -49,10 +46,7 @@ int main(void) {
     plug.aio_sigevent.sigev_value.sival_int = N;
     CHECK(aio_write(&plug) == 0, "plug");
     for (int i = 0; i < N; i++) {
-        memset(&cbs[i], 0, sizeof cbs[i]);
-        cbs[i].aio_fildes = fd;
-        cbs[i].aio_buf = bufs[i];
-        cbs[i].aio_nbytes = 64;
+        t_prep(&cbs[i], fd, bufs[i], 64);
         cbs[i].aio_reqprio = i % 2 ? 10 : 0;
         cbs[i].aio_sigevent.sigev_notify = SIGEV_SIGNAL;
         cbs[i].aio_sigevent.sigev_signo = SIGRTMIN + 4;

@@ -13,19 +13,13 @@ int main(void) {
     static char in[N][REC], out[N * REC];
     static struct aiocb rd[N], wr[N];
     for (int i = 0; i < N; i++) {
-        memset(&rd[i], 0, sizeof rd[i]);
-        rd[i].aio_fildes = p[0];
-        rd[i].aio_buf = in[i];
-        rd[i].aio_nbytes = REC;
+        t_prep(&rd[i], p[0], in[i], REC);
         CHECK(aio_read(&rd[i]) == 0, "aio_read %d", i);
     }
     for (int i = 0; i < N * REC; i++) out[i] = (char)(i / REC);
     /* Writes through aio as well, in order, REC bytes each. */
     for (int i = 0; i < N; i++) {
-        memset(&wr[i], 0, sizeof wr[i]);
-        wr[i].aio_fildes = p[1];
-        wr[i].aio_buf = out + i * REC;
-        wr[i].aio_nbytes = REC;
+        t_prep(&wr[i], p[1], out + i * REC, REC);
         CHECK(aio_write(&wr[i]) == 0, "aio_write %d", i);
     }
     for (int i = 0; i < N; i++) CHECK(t_wait(&wr[i], 10000) == REC, "write %d", i);

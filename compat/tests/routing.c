@@ -20,10 +20,7 @@ int main(void) {
     int fd = t_temp_file(4096);
     char buf[64];
     struct aiocb cb;
-    memset(&cb, 0, sizeof cb);
-    cb.aio_fildes = fd;
-    cb.aio_buf = buf;
-    cb.aio_nbytes = sizeof buf;
+    t_prep(&cb, fd, buf, sizeof buf);
     CHECK(aio_write(&cb) == 0 && t_wait(&cb, 5000) == sizeof buf, "write");
     CHECK(aio_fsync(O_DSYNC, &cb) == 0 && t_wait(&cb, 5000) == 0, "fdatasync");
     CHECK(aio_read(&cb) == 0 && t_wait(&cb, 5000) == sizeof buf, "read");

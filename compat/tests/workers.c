@@ -19,10 +19,7 @@ int main(void) {
     struct aiocb rd[P];
     for (int i = 0; i < P; i++) {
         CHECK(pipe(pipes[i]) == 0, "pipe");
-        memset(&rd[i], 0, sizeof rd[i]);
-        rd[i].aio_fildes = pipes[i][0];
-        rd[i].aio_buf = b[i];
-        rd[i].aio_nbytes = 1;
+        t_prep(&rd[i], pipes[i][0], b[i], 1);
         CHECK(aio_read(&rd[i]) == 0, "aio_read pipe %d", i);
     }
     t_sleep_ms(50);
@@ -31,10 +28,7 @@ int main(void) {
     static char fb[64][4096];
     static struct aiocb f[64];
     for (int i = 0; i < 64; i++) {
-        memset(&f[i], 0, sizeof f[i]);
-        f[i].aio_fildes = fd;
-        f[i].aio_buf = fb[i];
-        f[i].aio_nbytes = 4096;
+        t_prep(&f[i], fd, fb[i], 4096);
         f[i].aio_offset = i * 4096;
         CHECK(aio_read(&f[i]) == 0, "aio_read file %d", i);
     }
@@ -73,10 +67,7 @@ int main(void) {
     memset(bigbuf, 'w', big);
     static struct aiocb bw[6];
     for (int i = 0; i < 6; i++) {
-        memset(&bw[i], 0, sizeof bw[i]);
-        bw[i].aio_fildes = t_temp_file(0);
-        bw[i].aio_buf = bigbuf;
-        bw[i].aio_nbytes = big;
+        t_prep(&bw[i], t_temp_file(0), bigbuf, big);
         CHECK(aio_write(&bw[i]) == 0, "big write %d", i);
     }
     struct aiocb pr, pw;
