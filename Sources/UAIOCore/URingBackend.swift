@@ -36,6 +36,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     private let cqLock = Lock()
     /// Indexed by Opcode.rawValue: served by the ring. Engine lock.
     private var routed: [Bool]
+    /// cqLock: a drained batch of (user_data, res), and completions to deliver, both reused so
+    /// that reaping never allocates.
+    private var batch: [(UInt64, Int32)] = []
+    private var spareDeliveries: [Delivery] = []
     /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
     private var reaperStarted = false
     private var inFlight = 0
@@ -66,6 +70,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // writes cannot spawn hundreds of iou-wrk threads. (Kernels before 5.15 lack this.)
         var limits: [UInt32] = [UInt32(c.maxBoundedWorkers.value), UInt32(c.maxUnboundedWorkers.value)]
         _ = io_uring_register_iowq_max_workers(ring, &limits)
+        batch.reserveCapacity(Self.batchSize)
+        spareDeliveries.reserveCapacity(Self.batchSize)
         let table = Routing.table(c, setupError: nil, supported: Routing.supported(ring))
         routed = Opcode.allCases.map { op in table.contains { $0.opcode == op && $0.backend == .uring } }
     }
@@ -179,28 +185,30 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// user_data: the slot in the low 32 bits, its generation in the high 32.
     static func token(_ r: UInt32, _ generation: UInt32) -> UInt64 { UInt64(r) | UInt64(generation) << 32 }
 
+    static let batchSize = 64
+
     /// Reaps every CQE the ring holds; returns how many. Blocks on `cqLock` only.
     @discardableResult
     func drain() -> Int {
         var total = 0
         cqLock.lock()
         defer { cqLock.unlock() }
-        var batch = [(UInt64, Int32)]()
-        batch.reserveCapacity(64)
         while true {
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             batch.removeAll(keepingCapacity: true)
-            while batch.count < 64, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
+            while batch.count < Self.batchSize, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
                 batch.append((c.pointee.user_data, c.pointee.res))
                 io_uring_cqe_seen(ring, c)
             }
             if batch.isEmpty { return total }
             total += batch.count
             var deferred = Deferred()
+            swap(&deferred.deliveries, &spareDeliveries)
             engine.lock.withLock {
                 for (token, res) in batch { completeLocked(token, res, &deferred) }
             }
-            engine.afterUnlock(&deferred)
+            engine.afterUnlock(&deferred)  // leaves the (emptied) array's capacity in place
+            swap(&deferred.deliveries, &spareDeliveries)
         }
     }
 

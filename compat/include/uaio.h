@@ -19,7 +19,10 @@ uint64_t uaio_requests_submitted(void);
 /* Requests submitted and not yet complete. */
 int uaio_requests_in_flight(void);
 /* Where this process sends an operation now: "uring" or "pool"; NULL for an unknown name.
- * Operations: "read", "write", "fsync", "fdatasync". */
+ * Operations: "read", "write", "fsync", "fdatasync". "uring" means every request of that
+ * operation the ring can take, with one exception: buffered writes to regular files always go
+ * to the pool (faster there: the kernel cannot do them without blocking). Reads whose data is
+ * in the page cache complete on the caller's thread before either (UAIO_TRY_INLINE). */
 const char *uaio_backend_for(const char *operation);
 /* The library's version, "MAJOR.MINOR.PATCH". */
 const char *uaio_version(void);
