@@ -66,6 +66,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             throw Errno(-r)
         }
         if let allowed = restrictTo { Self.restrict(ring, to: allowed) }
+        // A forked child builds its own engine and ring; it must not even map the parent's
+        // (shared memory: a child writing to it would corrupt the parent's queues).
+        _ = io_uring_ring_dontfork(ring)
         // One worker budget: io_uring's io-wq gets the pool's limits, so a flood of buffered
         // writes cannot spawn hundreds of iou-wrk threads. (Kernels before 5.15 lack this.)
         var limits: [UInt32] = [UInt32(c.maxBoundedWorkers.value), UInt32(c.maxUnboundedWorkers.value)]
