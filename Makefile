@@ -9,9 +9,9 @@ CONFIG ?= release
 VERSION := 0.1.0
 SWIFT ?= swift
 BIN := $(shell $(SWIFT) build -c $(CONFIG) --show-bin-path 2>/dev/null)
-APT_PACKAGES := liburing-dev libaio-dev pkg-config fio manpages-dev
+APT_PACKAGES := liburing-dev libaio-dev pkg-config fio manpages-dev python3
 
-.PHONY: deps build install bench test test-swift test-compat clean
+.PHONY: deps build install bench test test-swift test-compat test-cli clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -36,7 +36,10 @@ install: build
 bench: install
 	$(PREFIX)/bin/uaio bench
 
-test: install test-swift test-compat
+test: install test-swift test-compat test-cli
+
+test-cli: install
+	Tests/cli/run.sh $(PREFIX)
 
 # The Swift tests run as they are, then again with io_uring blocked by a seccomp filter.
 test-swift: install
