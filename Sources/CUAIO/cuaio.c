@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 int cuaio_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *deadline) {
@@ -23,6 +25,12 @@ void cuaio_futex_wake(uint32_t *word, int count) {
 }
 
 pid_t cuaio_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+int cuaio_fd_in_memory(int fd) {
+    struct statfs st;
+    if (fstatfs(fd, &st) != 0) return -errno;
+    return st.f_type == TMPFS_MAGIC || st.f_type == RAMFS_MAGIC;
+}
 
 ssize_t cuaio_pread_nowait(int fd, void *buf, size_t n, off_t offset) {
     struct iovec iov = {buf, n};

@@ -3,10 +3,13 @@
 // inherited). It owns the request table, the files and their ordering rules, the completion
 // ring and the backends.
 //
-// Locking: one lock (`lock`) guards the request table, the files, the lio groups and the
-// pool's queues. Nothing that can block runs under it: fstat on an fd-cache miss, thread
-// starts, notifications and futex wakes all happen after it is released. aio_error,
-// aio_return and aio_suspend never take it (they are async-signal-safe).
+// Locking: one engine lock (`lock`) guards the request table, the files, the lio groups and
+// the pool's queues. Nothing that can block runs under it: fstat on an fd-cache miss, thread
+// starts, notifications, futex wakes and io_uring_enter all happen after it is released.
+// The ring backend adds two: its CQ lock (one consumer of completions at a time) and its SQ
+// lock (held from filling SQEs to submitting them). The order is CQ, engine, SQ; nobody holding
+// the SQ lock takes another. aio_error, aio_return and aio_suspend take none of them (they are
+// async-signal-safe).
 import CUAIO
 import Glibc
 
@@ -151,11 +154,15 @@ public final class Engine: @unchecked Sendable {
         lock.lock()
         var entry = files.cached(fd)
         var status: stat? = nil
+        var newKind = FileKind.regular
         if entry == nil {
             // An fd-cache miss: learn what the fd is without holding the lock.
             lock.unlock()
             switch (system_fstat(fd), system_getfl(fd)) {
-            case (.success(let st), .success(let fl)): status = st; entry = FDEntry(flags: fl)
+            case (.success(let st), .success(let fl)):
+                status = st
+                entry = FDEntry(flags: fl)
+                newKind = FileKind(mode: st.st_mode) { system_inMemory(fd) }
             case (.failure(let e), _), (_, .failure(let e)): return e
             }
             lock.lock()
@@ -171,14 +178,14 @@ public final class Engine: @unchecked Sendable {
         if liveRequest(for: cb) != nil {
             return .invalid  // the aiocb is already in flight: reusing it would lose a completion
         }
-        let kind = status.map { FileKind(mode: $0.st_mode) } ?? files.files[entry!.file].pointee.kind
+        let kind = status == nil ? files.files[entry!.file].pointee.kind : newKind
         let append = entry!.flags & O_APPEND != 0
         let stream = kind == .stream
         let offset = Int64(cb.pointee.aio_offset)
         if !stream && !(append && opcode == .write) && !opcode.isSync && offset < 0 { return .invalid }
         guard let r = requests.take() else { return .again }
         if let st = status {
-            guard let attached = files.attach(fd: fd, status: st, flags: entry!.flags) else {
+            guard let attached = files.attach(fd: fd, status: st, kind: kind, flags: entry!.flags) else {
                 requests.give(r)
                 return .again
             }
@@ -202,6 +209,7 @@ public final class Engine: @unchecked Sendable {
         s.pointee.workClass = stream ? .unbounded : .bounded
         s.pointee.positioned = !stream && !(append && opcode == .write)
         s.pointee.mayBlock = kind == .block || entry!.flags & cuaio_o_direct() != 0 || opcode.isSync
+        s.pointee.inMemory = kind == .memory
         s.pointee.lane =
             switch (stream, opcode) {
             case (true, .read): .streamRead
@@ -233,9 +241,14 @@ public final class Engine: @unchecked Sendable {
         else { return false }
         let start = cuaio_now_ns()
         let n = cb.pointee.aio_nbytes
+        let fd = cb.pointee.aio_fildes, offset = Int64(cb.pointee.aio_offset)
         let buffer = UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
-        guard case .success(let got)? = system_preadNoWait(cb.pointee.aio_fildes, buffer, n, Int64(cb.pointee.aio_offset)),
-              got == n || got == 0  // all of it, or end of file
+        var result = system_preadNoWait(fd, buffer, n, offset)
+        if case .unsupported = result, system_inMemory(fd) {
+            // tmpfs/ramfs: no RWF_NOWAIT, but nothing to wait for either.
+            result = .done(system_pread(fd, buffer, n, offset))
+        }
+        guard case .done(.success(let got)) = result, got == n || got == 0  // all of it, or end of file
         else { return false }
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
         cb.storeResult(.success(got))
@@ -276,8 +289,10 @@ public final class Engine: @unchecked Sendable {
     /// Runs what was deferred under the lock: thread starts and deliveries.
     func afterUnlock(_ deferred: inout Deferred) {
         if deferred.isEmpty { return }
-        pool.afterUnlock(&deferred)
+        // The ring first: it submits and releases the SQ lock, which must not be held while
+        // anything below takes the engine lock (the lock order in the header).
         uring?.afterUnlock(&deferred)
+        pool.afterUnlock(&deferred)
         for d in deferred.deliveries { deliver(d) }
         deferred.deliveries.removeAll(keepingCapacity: true)
     }

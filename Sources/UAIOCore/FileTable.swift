@@ -20,12 +20,15 @@ import Glibc
 /// What kind of file an fd refers to.
 enum FileKind: UInt8 {
     case regular  // regular file: bounded, positioned, parallel
+    case memory  // regular file on tmpfs/ramfs: the same, and its I/O never waits for a device
     case block  // block device: bounded, positioned, parallel, workers sleep in the kernel
     case stream  // pipe, FIFO, socket, tty, other character device: unbounded, ordered lanes
 
-    init(mode: mode_t) {
+    /// `inMemory` is asked only of regular files (an fstatfs).
+    init(mode: mode_t, inMemory: () -> Bool) {
         switch mode & S_IFMT {
-        case S_IFREG, S_IFDIR: self = .regular
+        case S_IFREG: self = inMemory() ? .memory : .regular
+        case S_IFDIR: self = .regular
         case S_IFBLK: self = .block
         default: self = .stream
         }
@@ -100,9 +103,9 @@ final class FileTable {
         return e
     }
 
-    /// Finds or creates the file for (device, inode) and caches it for `fd`. nil when the
-    /// table is full (EAGAIN).
-    func attach(fd: CInt, status st: stat, flags: CInt) -> FDEntry? {
+    /// Finds or creates the file for (device, inode), of `kind`, and caches it for `fd`. nil
+    /// when the table is full (EAGAIN).
+    func attach(fd: CInt, status st: stat, kind: FileKind, flags: CInt) -> FDEntry? {
         let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
         let b = bucket(dev, ino)
         var i = buckets[b]
@@ -119,7 +122,7 @@ final class FileTable {
             f.pointee.generation = generation
             f.pointee.device = dev
             f.pointee.inode = ino
-            f.pointee.kind = FileKind(mode: st.st_mode)
+            f.pointee.kind = kind
             f.pointee.hashNext = buckets[b]
             buckets[b] = n
             i = n

@@ -131,6 +131,8 @@ struct RequestSlot {
     var positioned = true
     /// O_DIRECT or a block device: the worker will sleep in the kernel.
     var mayBlock = false
+    /// On tmpfs/ramfs: a memory copy, never worth RWF_NOWAIT, io-wq or another worker.
+    var inMemory = false
     var buffer: UnsafeMutableRawPointer? = nil
     var nbytes = 0
     var offset: Int64 = 0

@@ -47,16 +47,30 @@ func valueOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ call: (
 @inline(never) func system_write(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int) -> Result<Int, Errno> {
     valueOrErrno { write(fd, buf, n) }
 }
-/// One try at a page-cache read that never blocks: nil when the read would have to wait.
+/// What a read that must not block did.
+enum NoWaitRead {
+    case done(Result<Int, Errno>)
+    /// The data is not in memory: the read would wait for the device.
+    case wouldBlock
+    /// The file system has no RWF_NOWAIT (tmpfs, FUSE, NFS...).
+    case unsupported
+}
+
+/// One try at a page-cache read that never blocks.
 @inline(never) func system_preadNoWait(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int, _ off: Int64)
-    -> Result<Int, Errno>?
+    -> NoWaitRead
 {
     let r = cuaio_pread_nowait(fd, buf, n, off_t(off))
-    if r >= 0 { return .success(r) }
-    let e = Errno(CInt(-r))
-    if e == .again || e.rawValue == EOPNOTSUPP || e == .interrupted { return nil }
-    return .failure(e)
+    if r >= 0 { return .done(.success(r)) }
+    switch CInt(-r) {
+    case EAGAIN, EINTR: return .wouldBlock
+    case EOPNOTSUPP: return .unsupported
+    case let e: return .done(.failure(Errno(e)))
+    }
 }
+
+/// Whether `fd` is on tmpfs or ramfs (false when unknown).
+@inline(never) func system_inMemory(_ fd: CInt) -> Bool { cuaio_fd_in_memory(fd) == 1 }
 @inline(never) func system_fsync(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fsync(fd) } }
 @inline(never) func system_fdatasync(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fdatasync(fd) } }
 

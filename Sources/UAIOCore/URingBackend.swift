@@ -109,8 +109,12 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// files stay in the pool: the kernel cannot do them without blocking (ext4 has no NOWAIT
     /// buffered write), so the ring punts each to io-wq, which runs one at a time per inode;
     /// measured, that was 0.70x glibc where the pool is level with it (README, Performance).
+    /// Files on tmpfs/ramfs stay in the pool too: io_uring hands their I/O to io-wq (no
+    /// RWF_NOWAIT there), where a pool worker just copies memory.
     func takesLocked(_ s: UnsafeMutablePointer<RequestSlot>) -> Bool {
-        guard routed[Int(s.pointee.opcode.rawValue)], s.pointee.nbytes <= Int(UInt32.max) else { return false }
+        guard routed[Int(s.pointee.opcode.rawValue)], s.pointee.nbytes <= Int(UInt32.max), !s.pointee.inMemory else {
+            return false
+        }
         return !(s.pointee.opcode == .write && s.pointee.workClass == .bounded && !s.pointee.mayBlock)
     }
 
@@ -156,6 +160,25 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     func removeLocked(_ r: UInt32) -> Bool { false }
 
     func afterUnlock(_ deferred: inout Deferred) {
+        if deferred.holdsSQ {
+            deferred.holdsSQ = false
+            if deferred.submitRing {
+                deferred.submitRing = false
+                // EBUSY/EAGAIN: the CQ is full (or the kernel short of memory). Our SQEs stay in
+                // the SQ; let completions drain and try again. If it still fails, the next
+                // submission carries them.
+                for _ in 0..<100 {
+                    let r = io_uring_submit(ring)
+                    if r != -EBUSY && r != -EAGAIN { break }
+                    sqLock.unlock()
+                    drain()
+                    sched_yield()
+                    sqLock.lock()
+                }
+            }
+            sqLock.unlock()
+        }
+        // After the SQ lock is released: a failed start takes the engine lock.
         if deferred.startReaper {
             deferred.startReaper = false
             let context = Unmanaged.passRetained(self).toOpaque()
@@ -164,23 +187,6 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                 engine.lock.withLock { reaperStarted = false }
             }
         }
-        guard deferred.holdsSQ else { return }
-        deferred.holdsSQ = false
-        if deferred.submitRing {
-            deferred.submitRing = false
-            // EBUSY/EAGAIN: the CQ is full (or the kernel short of memory). Our SQEs stay in
-            // the SQ; let completions drain and try again. If it still fails, the next
-            // submission carries them.
-            for _ in 0..<100 {
-                let r = io_uring_submit(ring)
-                if r != -EBUSY && r != -EAGAIN { break }
-                sqLock.unlock()
-                drain()
-                sched_yield()
-                sqLock.lock()
-            }
-        }
-        sqLock.unlock()
     }
 
     // MARK: completion

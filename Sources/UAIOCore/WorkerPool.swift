@@ -226,13 +226,13 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         case .read:
             guard job.positioned else { return system_read(job.fd, job.buffer, job.nbytes) }
             var done = 0
-            if !sleeping {
+            if !sleeping && !job.inMemory {
                 // The page cache first: no sleep, so no reason to wake another worker.
                 switch system_preadNoWait(job.fd, job.buffer, job.nbytes, job.offset) {
-                case .success(let n) where n == job.nbytes || n == 0: return .success(n)
-                case .success(let n): done = n  // partly cached: read the rest below
-                case .failure(let e): return .failure(e)
-                case nil: break
+                case .done(.success(let n)) where n == job.nbytes || n == 0: return .success(n)
+                case .done(.success(let n)): done = n  // partly cached: read the rest below
+                case .done(.failure(let e)): return .failure(e)
+                case .wouldBlock, .unsupported: break
                 }
                 var deferred = Deferred()
                 engine.lock.withLock { noteSleeping(q, &deferred) }

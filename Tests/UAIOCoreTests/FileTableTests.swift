@@ -13,7 +13,7 @@ import Testing
         st.st_dev = 1
         st.st_ino = UInt(inode)
         st.st_mode = mode
-        return table.attach(fd: fd, status: st, flags: O_RDWR)!.file
+        return table.attach(fd: fd, status: st, kind: FileKind(mode: mode) { false }, flags: O_RDWR)!.file
     }
 
     /// Submits `opcode` in `lane`; returns its index and whether it may start.

@@ -82,6 +82,9 @@ int cuaio_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *d
 void cuaio_futex_wake(uint32_t *word, int count);
 
 pid_t cuaio_gettid(void);
+/// 1 if `fd` is on a memory file system (tmpfs, ramfs), 0 if not, -errno on error. Their reads
+/// are memory copies that never wait for a device, but they do not support RWF_NOWAIT.
+int cuaio_fd_in_memory(int fd);
 /// preadv2(RWF_NOWAIT) of one buffer: the data if the page cache has it, EAGAIN if the read
 /// would block. Returns the count or -errno.
 ssize_t cuaio_pread_nowait(int fd, void *buf, size_t n, off_t offset);
