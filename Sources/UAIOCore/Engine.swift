@@ -19,6 +19,7 @@ struct ListGroup: Poolable {
     var remaining: UInt32 = 0
     var notification: Notification = .none
     var nextFree = nilIndex
+    var generation: UInt32 = 0
 }
 
 public final class Engine: @unchecked Sendable {
@@ -194,8 +195,6 @@ public final class Engine: @unchecked Sendable {
 
         let s = requests[r]
         let generation = s.pointee.generation
-        s.pointee = RequestSlot()
-        s.pointee.generation = generation
         s.pointee.cb = cb
         s.pointee.opcode = opcode
         s.pointee.fd = fd
@@ -336,7 +335,6 @@ public final class Engine: @unchecked Sendable {
                                 listNotification: listNotification)
         s.pointee.state = .free
         s.pointee.cb = nil
-        s.pointee.generation &+= 1
         requests.give(r)
         // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
         // this (worker) thread, which a concurrent fork() can leave locked in the child.

@@ -117,9 +117,6 @@ final class FileTable {
         if i == nilIndex {
             guard let n = files.take() else { return nil }
             let f = files[n]
-            let generation = f.pointee.generation
-            f.pointee = FileState()
-            f.pointee.generation = generation
             f.pointee.device = dev
             f.pointee.inode = ino
             f.pointee.kind = kind
@@ -148,7 +145,6 @@ final class FileTable {
             while files[p].pointee.hashNext != i { p = files[p].pointee.hashNext }
             files[p].pointee.hashNext = f.pointee.hashNext
         }
-        f.pointee.generation &+= 1
         files.give(i)
     }
 

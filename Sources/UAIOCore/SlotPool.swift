@@ -1,12 +1,15 @@
 // A fixed-capacity table of slots addressed by 32-bit index, with a free list threaded
 // through the slots. The memory is one anonymous mapping made when the engine is built:
 // pages of slots never used cost no RSS, and taking or returning a slot never allocates.
-// Not thread-safe: the engine lock guards every call.
+// Each slot has a generation that changes whenever it is returned, so anything that remembers
+// (index, generation) (a ring token, an aiocb's tag, an fd-cache entry) can tell a reused slot
+// from its own. Not thread-safe: the engine lock guards every call.
 import Glibc
 
 protocol Poolable {
     init()
     var nextFree: UInt32 { get set }
+    var generation: UInt32 { get set }
 }
 
 final class SlotPool<Slot: Poolable> {
@@ -27,12 +30,16 @@ final class SlotPool<Slot: Poolable> {
 
     @inline(__always) subscript(_ i: UInt32) -> UnsafeMutablePointer<Slot> { base + Int(i) }
 
-    /// A free slot (reset to `Slot()`), or nil when all `capacity` are taken.
+    /// A free slot, reset to `Slot()` but for its generation, or nil when all are taken.
     func take() -> UInt32? {
         let i: UInt32
         if freeHead != nilIndex {
             i = freeHead
-            freeHead = self[i].pointee.nextFree
+            let slot = self[i]
+            freeHead = slot.pointee.nextFree
+            let generation = slot.pointee.generation
+            slot.pointee = Slot()
+            slot.pointee.generation = generation
         } else if highWater < capacity {
             i = highWater
             highWater += 1
@@ -44,8 +51,9 @@ final class SlotPool<Slot: Poolable> {
         return i
     }
 
-    /// Returns slot `i` to the free list; the caller has already reset what must not survive.
+    /// Returns slot `i` to the free list and moves its generation on.
     func give(_ i: UInt32) {
+        self[i].pointee.generation &+= 1
         self[i].pointee.nextFree = freeHead
         freeHead = i
         live -= 1

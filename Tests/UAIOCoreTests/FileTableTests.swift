@@ -20,7 +20,6 @@ import Testing
     private func enter(_ f: UInt32, _ opcode: Opcode, _ lane: Lane = .none) -> (UInt32, Bool) {
         let r = requests.take()!
         let s = requests[r]
-        s.pointee = RequestSlot()
         s.pointee.opcode = opcode
         s.pointee.lane = lane
         s.pointee.file = f
@@ -99,8 +98,12 @@ import Testing
         let a = pool.take(), b = pool.take(), c = pool.take()
         #expect([a, b, c] == [0, 1, 2])
         #expect(pool.take() == nil)
+        pool[1].pointee.fd = 42
+        let generation = pool[1].pointee.generation
         pool.give(1)
         #expect(pool.live == 2)
         #expect(pool.take() == 1)
+        #expect(pool[1].pointee.generation == generation &+ 1)  // a stale (1, generation) never matches
+        #expect(pool[1].pointee.fd == -1)  // everything else is fresh
     }
 }
