@@ -153,25 +153,31 @@ public final class Engine: @unchecked Sendable {
         }
 
         lock.lock()
-        var entry = files.cached(fd)
-        var status: stat? = nil
+        var entry: FDEntry
+        var status: stat? = nil  // set on an fd-cache miss: the file is attached below
         var newKind = FileKind.regular
-        if entry == nil {
+        if let hit = files.cached(fd) {
+            entry = hit
+        } else {
             // An fd-cache miss: learn what the fd is without holding the lock.
             lock.unlock()
+            let st: stat, fl: CInt
             switch (system_fstat(fd), system_getfl(fd)) {
-            case (.success(let st), .success(let fl)):
-                status = st
-                entry = FDEntry(flags: fl)
-                newKind = FileKind(mode: st.st_mode) { system_inMemory(fd) }
+            case (.success(let a), .success(let b)): (st, fl) = (a, b)
             case (.failure(let e), _), (_, .failure(let e)): return e
             }
+            newKind = FileKind(mode: st.st_mode) { system_inMemory(fd) }
             lock.lock()
-            if let again = files.cached(fd) { entry = again; status = nil }
+            if let hit = files.cached(fd) {
+                entry = hit  // another thread attached it meanwhile
+            } else {
+                entry = FDEntry(flags: fl)
+                status = st
+            }
         }
         defer { lock.unlock() }
 
-        let access = entry!.flags & O_ACCMODE
+        let access = entry.flags & O_ACCMODE
         switch opcode {
         case .read: if access == O_WRONLY { return .badFD }
         case .write, .fsync, .fdatasync: if access == O_RDONLY { return .badFD }
@@ -179,14 +185,14 @@ public final class Engine: @unchecked Sendable {
         if liveRequest(for: cb) != nil {
             return .invalid  // the aiocb is already in flight: reusing it would lose a completion
         }
-        let kind = status == nil ? files.files[entry!.file].pointee.kind : newKind
-        let append = entry!.flags & O_APPEND != 0
+        let kind = status == nil ? files.files[entry.file].pointee.kind : newKind
+        let append = entry.flags & O_APPEND != 0
         let stream = kind == .stream
         let offset = Int64(cb.pointee.aio_offset)
         if !stream && !(append && opcode == .write) && !opcode.isSync && offset < 0 { return .invalid }
         guard let r = requests.take() else { return .again }
         if let st = status {
-            guard let attached = files.attach(fd: fd, status: st, kind: kind, flags: entry!.flags) else {
+            guard let attached = files.attach(fd: fd, status: st, kind: kind, flags: entry.flags) else {
                 requests.give(r)
                 return .again
             }
@@ -203,11 +209,11 @@ public final class Engine: @unchecked Sendable {
         s.pointee.nbytes = Int(cb.pointee.aio_nbytes)
         s.pointee.offset = offset
         s.pointee.notification = notification
-        s.pointee.file = entry!.file
+        s.pointee.file = entry.file
         s.pointee.group = group
         s.pointee.workClass = stream ? .unbounded : .bounded
         s.pointee.positioned = !stream && !(append && opcode == .write)
-        s.pointee.mayBlock = kind == .block || entry!.flags & cuaio_o_direct() != 0 || opcode.isSync
+        s.pointee.mayBlock = kind == .block || entry.flags & cuaio_o_direct() != 0 || opcode.isSync
         s.pointee.inMemory = kind == .memory
         s.pointee.lane =
             switch (stream, opcode) {
