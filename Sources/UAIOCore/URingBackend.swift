@@ -5,9 +5,12 @@
 // Submission: SQEs are filled under the engine lock (every enqueue happens there), and the
 // thread that fills them takes the SQ lock and keeps it until `afterUnlock` has entered the
 // kernel with them, after the engine lock is released. So every SQE is submitted by the thread
-// that filled it: the kernel sees that thread's credentials, and its io-wq (io_uring keeps one
-// per submitting task) does the work; no other thread, the reaper least of all, submits for
-// it. lio_listio fills its whole list under one hold and submits it with one io_uring_enter.
+// that filled it, never by another: the kernel sees that thread's credentials, and its io-wq
+// (io_uring keeps one per submitting task) does the work. The caller's thread submits what it
+// asked for; a request held back by an ordering rule (an fsync behind writes, the next request
+// of a stream or O_APPEND lane) is submitted by whichever thread completed its predecessor
+// (for fd I/O, credentials were checked at open, so only io-wq accounting can differ).
+// lio_listio fills its whole list under one hold and submits it with one io_uring_enter.
 // A full SQ sends the request to the pool instead of waiting.
 //
 // Completion: the CQ has one consumer at a time (`cqLock`). A reaper thread, started with
@@ -40,6 +43,13 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// that reaping never allocates.
     private var batch: [(UInt64, Int32)] = []
     private var spareDeliveries: [Delivery] = []
+    /// io_uring_enter calls that submitted (relaxed: a statistic, for the CLI and tests).
+    private let enters: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    var submitCalls: UInt64 { cuaio_load_u64_relaxed(enters) }
     /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
     private var reaperStarted = false
     private var inFlight = 0
@@ -168,6 +178,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                 // the SQ; let completions drain and try again. If it still fails, the next
                 // submission carries them.
                 for _ in 0..<100 {
+                    _ = cuaio_add_u64_relaxed(enters, 1)
                     let r = io_uring_submit(ring)
                     if r != -EBUSY && r != -EAGAIN { break }
                     sqLock.unlock()

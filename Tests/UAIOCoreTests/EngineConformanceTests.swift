@@ -182,6 +182,32 @@ extension Engine {
     }
 }
 
+@Suite struct URingSubmissionTests {
+    /// lio_listio hands its whole list to the kernel with one io_uring_enter (16 reads on 16
+    /// pipes: all ready at once; on one pipe, lane order would release them one by one).
+    @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
+    func aListIsOneSubmission() {
+        let engine = EngineKind.uring.make()
+        let pipes = (0..<16).map { i -> [CInt] in
+            var p: [CInt] = [0, 0]
+            pipe(&p)
+            var byte = UInt8(i)
+            _ = write(p[1], &byte, 1)
+            return p
+        }
+        defer { pipes.forEach { close($0[0]); close($0[1]) } }
+        let requests = pipes.map { Request(fd: $0[0], size: 1) }
+        for r in requests { r.cb.pointee.aio_lio_opcode = CInt(LIO_READ) }
+        let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: requests.count)
+        defer { list.deallocate() }
+        for (i, r) in requests.enumerated() { list[i] = r.cb }
+        let before = engine.uring!.submitCalls
+        #expect(engine.listIO(list, count: requests.count, wait: true, listNotification: .none) == nil)
+        #expect(engine.uring!.submitCalls - before == 1)
+        #expect(requests.map { $0.bytes[0] } == (0..<16).map { UInt8($0) })
+    }
+}
+
 @Suite struct URingFallbackTests {
     /// The kernel refuses writes on this ring (IORING_REGISTER_RESTRICTIONS: EACCES, as a sandbox
     /// would): the write is re-issued on the pool, succeeds, the caller never sees EACCES, and

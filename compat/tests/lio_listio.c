@@ -4,6 +4,7 @@
  * or notification. */
 #include "helpers.h"
 #include "uaio.h"
+#include <sys/time.h>
 
 enum { N = 16, SZ = 512 };
 static unsigned char bufs[N][SZ];
@@ -20,6 +21,8 @@ static void on_signal(int s, siginfo_t *si, void *c) {
     (void)s; (void)c;
     if (si->si_code == SI_ASYNCIO) signalled = si->si_value.sival_int;
 }
+
+static void on_alarm(int s) { (void)s; }
 
 static void build(int fd, int op) {
     for (int i = 0; i < N; i++) {
@@ -88,6 +91,28 @@ int main(void) {
     CHECK(aio_error(&cbs[0]) == EINVAL, "entry 0: %d", aio_error(&cbs[0]));
     CHECK(t_wait(&cbs[1], 5000) == SZ, "entry 1 still ran");
 
+    /* A signal interrupts LIO_WAIT: -1/EINTR, and the requests go on and complete later. */
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    static char pb[2];
+    static struct aiocb pr[2];
+    struct aiocb *plist[2] = {&pr[0], &pr[1]};
+    for (int i = 0; i < 2; i++) {
+        t_prep(&pr[i], p[0], &pb[i], 1);
+        pr[i].aio_lio_opcode = LIO_READ;
+    }
+    struct sigaction alarm_sa;
+    memset(&alarm_sa, 0, sizeof alarm_sa);
+    alarm_sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigaction(SIGALRM, &alarm_sa, NULL);
+    struct itimerval it = {{0, 0}, {0, 200000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    CHECK_ERRNO(lio_listio(LIO_WAIT, plist, 2, NULL), EINTR);
+    CHECK(aio_error(&pr[0]) == EINPROGRESS && aio_error(&pr[1]) == EINPROGRESS, "still waiting for data");
+    CHECK(write(p[1], "ab", 2) == 2, "write");
+    CHECK(t_wait(&pr[0], 5000) == 1 && t_wait(&pr[1], 5000) == 1, "completed after the interruption");
+    CHECK(pb[0] == 'a' && pb[1] == 'b', "in order: %c%c", pb[0], pb[1]);
+
     /* Argument errors. */
     CHECK_ERRNO(lio_listio(5, list, N, NULL), EINVAL);
     CHECK_ERRNO(lio_listio(LIO_WAIT, list, -1, NULL), EINVAL);
@@ -104,6 +129,6 @@ int main(void) {
     CHECK(lio_listio(LIO_NOWAIT, list, 0, &ev) == 0, "empty list");
     for (int i = 0; i < 500 && !__atomic_load_n(&list_done, __ATOMIC_ACQUIRE); i++) t_sleep_ms(10);
     CHECK(list_done == 9, "empty list notification");
-    t_require_uaio(queued);
+    t_require_uaio(queued + 2);
     return T_EXIT_PASS;
 }
