@@ -48,6 +48,8 @@ final class CompletionRing: @unchecked Sendable {
 
     /// The number of completions published so far (wraps at 2^32).
     var sequence: UInt32 { cuaio_load_u32_acquire(words) }
+    /// The same, sequentially consistent (pairs with `publish`'s increment; see URingBackend).
+    var sequenceSeqCst: UInt32 { cuaio_load_u32_seqcst(words) }
 
     /// Publishes a completion whose result the caller has already made visible.
     func publish(_ record: CompletionRecord) {

@@ -38,7 +38,7 @@ extension Engine {
         if group != nilIndex { closeGroup(group) }
         if wait {
             // Entries that failed are not in progress, so they count as done.
-            let err = ring.wait(deadlineNs: nil) {
+            let err = waitForCompletions(deadlineNs: nil) {
                 (0..<count).allSatisfy { list[$0].map { !$0.isInProgress(pid: pid) } ?? true }
             }
             if let err { return err }
@@ -58,11 +58,19 @@ extension Engine {
         if anyDone() || !(0..<count).contains(where: { list[$0] != nil }) { return nil }
         guard let engine else { return nil }
         let deadline = timeoutNs.map { cuaio_now_ns() &+ $0 }
-        switch engine.ring.wait(deadlineNs: deadline, until: anyDone) {
+        switch engine.waitForCompletions(deadlineNs: deadline, until: anyDone) {
         case nil: return nil
         case .timedOut?: return .again
         case let e?: return e
         }
+    }
+
+    /// Waits until `done()`: in io_uring_enter, reaping the ring's completions itself, when the
+    /// ring lets this thread (URingBackend.waitInKernel); on the completion ring's futex
+    /// otherwise, or for what is left of the wait once the ring handed back. Async-signal-safe.
+    func waitForCompletions(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
+        if let uring, let outcome = uring.waitInKernel(deadlineNs: deadlineNs, until: done) { return outcome }
+        return ring.wait(deadlineNs: deadlineNs, until: done)
     }
 
     /// aio_init after the engine exists: the worker limit and idle time still apply where the

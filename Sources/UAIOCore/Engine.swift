@@ -353,8 +353,11 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Publishes a completion and notifies, in that order (the result is already visible).
-    func deliver(_ d: Delivery) {
+    /// `doorbell`: wake a thread sleeping in io_uring_enter for completions (URingBackend);
+    /// false only for that thread's own deliveries.
+    func deliver(_ d: Delivery, doorbell: Bool = true) {
         ring.publish(d.record)
+        if doorbell { uring?.ringDoorbellIfWaiting() }
         d.notification.deliver(pid: pid)
         d.listNotification.deliver(pid: pid)
     }

@@ -20,6 +20,8 @@ final class Lock: @unchecked Sendable {
 
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+    /// Takes the lock if it is free; never waits (usable where blocking could deadlock).
+    @inline(__always) func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
 
     @inline(__always) func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()

@@ -19,6 +19,23 @@
 // through `Engine.finishLocked` + `deliver`, exactly as pool workers do: both backends publish
 // into the one completion ring, and waiters never know which backend served them.
 //
+// Waiting without the extra hop. When a CQE arrives for a thread asleep in aio_suspend, the
+// kernel first wakes that thread (it runs the completion's task_work), and would then wake the
+// reaper, which publishes and wakes it again. So one waiting thread at a time takes the CQ
+// over (`waitInKernel`): it sleeps in io_uring_enter and reaps CQEs itself. The protocol:
+//  - the role is one word (`words[0]`), claimed by CAS; while it is held, nobody else consumes
+//    CQEs: the reaper parks on `words[1]`, other drains return at once;
+//  - the role holder processes only what is safe where it may be (a signal handler: aio_suspend
+//    is async-signal-safe): trylocks only, and only CQEs whose completion starts no thread
+//    (no SIGEV_THREAD, no list notification), readies no held request and needs no fallback.
+//    Anything else, or a lock it cannot take, makes it hand the CQ back (release the role, wake
+//    the reaper) and wait on the completion ring's futex instead;
+//  - every other publisher rings a doorbell after publishing if the role is held: a NOP CQE,
+//    which only the role holder consumes. Dekker pairing: the holder's claim (seq_cst) precedes
+//    its seq_cst read of the ring's sequence and its check of its condition; a publisher's
+//    seq_cst increment of the sequence precedes its seq_cst read of the role. Either the holder
+//    sees the completion, or the publisher sees the holder and the NOP wakes it.
+//
 // Ordering needs nothing here: the engine's file table holds a request back until its
 // ordering rules allow it to start, and only then hands it to a backend.
 //
@@ -50,6 +67,16 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         return p
     }()
     var submitCalls: UInt64 { cuaio_load_u64_relaxed(enters) }
+    /// [0]: the kernel-waiter role (0 free, 1 held); [1]: the parked reaper's futex word.
+    private let words: UnsafeMutablePointer<UInt32> = {
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 2)
+        p.initialize(repeating: 0, count: 2)
+        return p
+    }()
+    /// user_data of the doorbell's NOPs.
+    static let doorbellToken = UInt64.max
+    /// Timed waits in the kernel need IORING_FEAT_EXT_ARG (5.11).
+    private var timedWaits = false
     /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
     private var reaperStarted = false
     private var inFlight = 0
@@ -83,6 +110,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // writes cannot spawn hundreds of iou-wrk threads. (Kernels before 5.15 lack this.)
         var limits: [UInt32] = [UInt32(c.maxBoundedWorkers.value), UInt32(c.maxUnboundedWorkers.value)]
         _ = io_uring_register_iowq_max_workers(ring, &limits)
+        timedWaits = ring.pointee.features & UInt32(IORING_FEAT_EXT_ARG) != 0
         batch.reserveCapacity(Self.batchSize)
         spareDeliveries.reserveCapacity(Self.batchSize)
         let table = Routing.table(c, setupError: nil, supported: Routing.supported(ring))
@@ -214,6 +242,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         cqLock.lock()
         defer { cqLock.unlock() }
         while true {
+            // The role holder consumes the CQ alone (the header): its doorbells are its own.
+            if roleHeld { return total }
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             batch.removeAll(keepingCapacity: true)
             while batch.count < Self.batchSize, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
@@ -260,6 +290,11 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // timeout SQE, behind the SQ lock's back. Such a reaper never exits.
         let timed = ring.pointee.features & UInt32(IORING_FEAT_EXT_ARG) != 0
         while true {
+            let bell = cuaio_load_u32_seqcst(words + 1)
+            if roleHeld {
+                _ = cuaio_futex_wait(words + 1, bell, nil)  // until the role is released
+                continue
+            }
             if drain() > 0 { continue }
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             if !timed {
@@ -276,6 +311,95 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                 if exit { return }
             }
         }
+    }
+
+    // MARK: waiting in the kernel
+
+    private var roleHeld: Bool { cuaio_load_u32_seqcst(words) != 0 }
+
+    /// Called by every publisher except the role holder, after publishing (Engine.deliver).
+    func ringDoorbellIfWaiting() {
+        guard roleHeld else { return }
+        sqLock.withLock {
+            var sqe = io_uring_get_sqe(ring)
+            if sqe == nil {  // SQ full: make room
+                _ = io_uring_submit(ring)
+                sqe = io_uring_get_sqe(ring)
+            }
+            if let sqe {
+                io_uring_prep_nop(sqe)
+                io_uring_sqe_set_data64(sqe, Self.doorbellToken)
+            }
+            _ = cuaio_add_u64_relaxed(enters, 1)
+            _ = io_uring_submit(ring)
+        }
+    }
+
+    /// Waits until `done()` in io_uring_enter, reaping CQEs itself. nil when it did not take
+    /// the role or handed it back: the caller waits on the futex (for what is left). Otherwise
+    /// the outcome: nil (done), .timedOut, .interrupted.
+    func waitInKernel(deadlineNs: UInt64?, until done: () -> Bool) -> Errno?? {
+        guard timedWaits, cuaio_cas_u32_seqcst(words, 0, 1) != 0 else { return nil }
+        defer {
+            cuaio_store_u32_seqcst(words, 0)
+            _ = cuaio_add_u32_seqcst(words + 1, 1)
+            cuaio_futex_wake(words + 1, 1)
+        }
+        while true {
+            _ = engine.ring.sequenceSeqCst  // the Dekker read (header)
+            if done() { return .some(nil) }
+            guard reapAsWaiter() else { return nil }
+            if done() { return .some(nil) }
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            let r: CInt
+            if let deadlineNs {
+                let now = cuaio_now_ns()
+                if now >= deadlineNs { return .some(.timedOut) }
+                let left = Int64(deadlineNs - now)
+                var ts = __kernel_timespec(tv_sec: left / 1_000_000_000, tv_nsec: left % 1_000_000_000)
+                r = io_uring_wait_cqe_timeout(ring, &cqe, &ts)
+            } else {
+                r = io_uring_wait_cqe_timeout(ring, &cqe, nil)
+            }
+            if r == -EINTR && !done() { return .some(.interrupted) }
+        }
+    }
+
+    /// The role holder's reaping: safe CQEs only, trylocks only. False: hand the CQ back.
+    private func reapAsWaiter() -> Bool {
+        guard cqLock.tryLock() else { return false }
+        defer { cqLock.unlock() }
+        guard engine.lock.tryLock() else { return false }
+        var handBack = false
+        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+        while spareDeliveries.count < Self.batchSize, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
+            let token = c.pointee.user_data, res = c.pointee.res
+            let r = UInt32(truncatingIfNeeded: token)
+            if token != Self.doorbellToken && r < engine.requests.capacity {
+                let s = engine.requests[r]
+                let live = s.pointee.state == .running && s.pointee.backend == .uring
+                    && s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
+                if live {
+                    var startsThread = false
+                    if case .thread = s.pointee.notification { startsThread = true }
+                    if startsThread || s.pointee.group != nilIndex || s.pointee.fileNext != nilIndex
+                        || res == -EACCES || res == -EOPNOTSUPP || res == -EINVAL
+                    {
+                        handBack = true
+                        break
+                    }
+                    inFlight -= 1
+                    var deferred = Deferred()  // stays empty: nothing readied, no list
+                    let result: Result<Int, Errno> = res >= 0 ? .success(Int(res)) : .failure(Errno(-res))
+                    spareDeliveries.append(engine.finishLocked(r, result, backend: .uring, &deferred))
+                }
+            }
+            io_uring_cqe_seen(ring, c)
+        }
+        engine.lock.unlock()
+        for d in spareDeliveries { engine.deliver(d, doorbell: false) }
+        spareDeliveries.removeAll(keepingCapacity: true)
+        return !handBack
     }
 
     // MARK: cancellation

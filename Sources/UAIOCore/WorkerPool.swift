@@ -174,8 +174,9 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 var sleeping = q.workClass == .unbounded || job.mayBlock
                 if sleeping { noteSleeping(q, &deferred) }
                 engine.lock.unlock()
-                if let d = pending { engine.deliver(d); pending = nil }
+                // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
+                if let d = pending { engine.deliver(d); pending = nil }
                 let result = perform(job, q, &sleeping)
                 engine.lock.lock()
                 if sleeping { q.blocked -= 1 }
@@ -184,8 +185,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             }
             if pending != nil || !deferred.isEmpty {
                 engine.lock.unlock()
-                if let d = pending { engine.deliver(d); pending = nil }
                 engine.afterUnlock(&deferred)
+                if let d = pending { engine.deliver(d); pending = nil }
                 engine.lock.lock()
                 continue
             }

@@ -7,23 +7,26 @@ import Testing
 /// The engine configurations every behaviour is checked against (the io_uring backend joins
 /// this list). Each test builds its own engine, so settings never leak between tests.
 enum EngineKind: String, CaseIterable, CustomTestStringConvertible {
-    case uring, pool, poolNoInline
+    case uring, uringNoInline, pool, poolNoInline
     var testDescription: String { rawValue }
 
     /// Why this kind cannot run here (no ring in this process), or nil.
     var unavailable: String? {
-        guard self == .uring, let e = Routing.probe().setupError else { return nil }
+        guard self == .uring || self == .uringNoInline, let e = Routing.probe().setupError else { return nil }
         return "io_uring cannot be set up here: \(e)"
     }
 
     func make(_ env: [String: String] = [:]) -> Engine {
         var e = env
-        e["UAIO_BACKEND"] = self == .uring ? "uring" : "pool"
-        if self == .poolNoInline { e["UAIO_TRY_INLINE"] = "0" }
+        let ring = self == .uring || self == .uringNoInline
+        e["UAIO_BACKEND"] = ring ? "uring" : "pool"
+        if self == .poolNoInline || self == .uringNoInline { e["UAIO_TRY_INLINE"] = "0" }
         let engine = Engine(configuration: Configuration.parse(lookup: { e[$0] }, aioInit: (0, 0, 0)))!
-        precondition(self != .uring || engine.backend(for: .read) == .uring)
+        precondition(!ring || engine.backend(for: .read) == .uring)
         return engine
     }
+
+    var onRing: Bool { self == .uring || self == .uringNoInline }
 }
 
 /// The kinds that can run in this process; the ring is skipped, with its reason, without io_uring.
@@ -63,9 +66,9 @@ func tempFile(_ bytes: [UInt8] = []) -> CInt {
 }
 
 extension Engine {
-    /// Waits (at most 10 s) for `r` and returns aio_error and aio_return.
+    /// Waits (at most 10 s) for `r` as aio_suspend does, and returns aio_error and aio_return.
     func finish(_ r: Request) -> (error: CInt, result: Int) {
-        let waited = ring.wait(deadlineNs: cuaio_now_ns() + 10_000_000_000) { !r.cb.isInProgress(pid: pid) }
+        let waited = waitForCompletions(deadlineNs: cuaio_now_ns() + 10_000_000_000) { !r.cb.isInProgress(pid: pid) }
         precondition(waited == nil, "request did not complete")
         let e = r.cb.errorCode
         let v = (try? AIOStatus.takeReturn(r.cb).get()) ?? -99
@@ -132,7 +135,7 @@ extension Engine {
         usleep(30_000)
         #expect(engine.cancel(fd: p[0], held.cb) == CInt(AIO_CANCELED))
         #expect(engine.finish(held) == (ECANCELED, -1))
-        if kind == .uring {
+        if kind.onRing {
             // Blocked in the kernel's poll, a ring read is cancelled too.
             #expect(engine.cancel(fd: p[0], nil) == CInt(AIO_CANCELED))
             #expect(engine.finish(running) == (ECANCELED, -1))
