@@ -289,21 +289,28 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // A timed wait needs IORING_FEAT_EXT_ARG (5.11); without it, liburing would queue a
         // timeout SQE, behind the SQ lock's back. Such a reaper never exits.
         let timed = ring.pointee.features & UInt32(IORING_FEAT_EXT_ARG) != 0
+        var idleSince = cuaio_now_ns()
         while true {
             let bell = cuaio_load_u32_seqcst(words + 1)
             if roleHeld {
                 _ = cuaio_futex_wait(words + 1, bell, nil)  // until the role is released
+                idleSince = cuaio_now_ns()
                 continue
             }
-            if drain() > 0 { continue }
+            if drain() > 0 {
+                idleSince = cuaio_now_ns()
+                continue
+            }
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             if !timed {
                 _ = io_uring_enter(UInt32(ring.pointee.ring_fd), 0, 1, UInt32(IORING_ENTER_GETEVENTS), nil)
                 continue
             }
             var ts = __kernel_timespec(tv_sec: idleNs / 1_000_000_000, tv_nsec: idleNs % 1_000_000_000)
-            // It only waits: the CQE stays for drain(), which takes cqLock.
-            if io_uring_wait_cqe_timeout(ring, &cqe, &ts) == -ETIME {
+            // It only waits: the CQE stays for drain(), which takes cqLock. liburing also answers
+            // -ETIME when a wake-up finds the CQ empty (another thread took the CQE), so idleness
+            // is measured, not inferred from the return value.
+            if io_uring_wait_cqe_timeout(ring, &cqe, &ts) == -ETIME && cuaio_now_ns() - idleSince >= UInt64(idleNs) {
                 let exit = engine.lock.withLock {
                     if inFlight == 0 { reaperStarted = false }
                     return inFlight == 0
