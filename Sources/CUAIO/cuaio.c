@@ -136,12 +136,20 @@ void cuaio_register_atfork(void (*child)(void)) {
 }
 
 static void *engine_ptr;
+/* Serialises building the engine (first use only), so that two threads racing to their first
+ * call never build two engines (each may open a ring and map its tables). */
+static pthread_mutex_t engine_creation = PTHREAD_MUTEX_INITIALIZER;
 
 void *cuaio_engine_load(void) { return __atomic_load_n(&engine_ptr, __ATOMIC_ACQUIRE); }
-int cuaio_engine_cas(void *expected, void *desired) {
-    return __atomic_compare_exchange_n(&engine_ptr, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+void cuaio_engine_creation_lock(void) { pthread_mutex_lock(&engine_creation); }
+void cuaio_engine_creation_unlock(void) { pthread_mutex_unlock(&engine_creation); }
+void cuaio_engine_store(void *engine) { __atomic_store_n(&engine_ptr, engine, __ATOMIC_RELEASE); }
+void cuaio_engine_reset(void) {
+    /* In a forked child: the parent's engine is not ours, and the mutex may have been held by a
+     * parent thread that does not exist here. */
+    __atomic_store_n(&engine_ptr, NULL, __ATOMIC_RELEASE);
+    pthread_mutex_init(&engine_creation, NULL);
 }
-void cuaio_engine_reset(void) { __atomic_store_n(&engine_ptr, NULL, __ATOMIC_RELEASE); }
 
 static int aioinit_values[3];
 

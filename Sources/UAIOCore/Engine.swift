@@ -94,14 +94,16 @@ public final class Engine: @unchecked Sendable {
     /// This process's engine, built on first use; nil only if its memory could not be mapped.
     public static func current() -> Engine? {
         if let p = cuaio_engine_load() { return Unmanaged<Engine>.fromOpaque(p).takeUnretainedValue() }
+        // First use: build it once, even when threads race here (an engine may own a ring).
+        cuaio_engine_creation_lock()
+        defer { cuaio_engine_creation_unlock() }
+        if let engine = existing() { return engine }
         let configuration = Configuration.load()
         configuration.reportProblemsOnce()
         guard let engine = Engine(configuration: configuration) else { return nil }
-        let p = Unmanaged.passRetained(engine).toOpaque()
         cuaio_register_atfork(engineForkChild)
-        if cuaio_engine_cas(nil, p) != 0 { return engine }
-        Unmanaged<Engine>.fromOpaque(p).release()  // another thread won the race
-        return existing()
+        cuaio_engine_store(Unmanaged.passRetained(engine).toOpaque())
+        return engine
     }
 
     /// The engine if this process has built one (async-signal-safe: one atomic load).

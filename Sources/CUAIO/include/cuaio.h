@@ -130,7 +130,11 @@ int cuaio_first_config_report(void);
 /// The process-wide engine pointer, kept in C so that reading it never goes through a
 /// Swift lazy global (swift_once is neither fork- nor async-signal-safe).
 void *cuaio_engine_load(void);
-int cuaio_engine_cas(void *expected, void *desired);
+/// Held while the engine is built (first use only); `store` publishes it (release).
+void cuaio_engine_creation_lock(void);
+void cuaio_engine_creation_unlock(void);
+void cuaio_engine_store(void *engine);
+/// The pthread_atfork child handler's work: no engine, a fresh creation lock.
 void cuaio_engine_reset(void);
 
 /// Static names for uaio_backend_for.
