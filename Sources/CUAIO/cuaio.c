@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
@@ -50,6 +51,8 @@ int cuaio_queue_asyncio_signal(pid_t pid, pid_t tid, int signo, union sigval val
                  : syscall(SYS_rt_sigqueueinfo, pid, signo, &info);
     return r == 0 ? 0 : errno;
 }
+
+int cuaio_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 int cuaio_spawn_thread(void *(*entry)(void *), void *arg, size_t stack_size) {
     pthread_attr_t attr;

@@ -148,10 +148,14 @@ public final class Engine: @unchecked Sendable {
         guard fd >= 0 else { return .badFD }
         // Inline only while no bounded work is queued: it must not overtake queued requests
         // of a higher priority (aio_reqprio orders what is pending together).
+        var knownFlags: CInt? = nil  // the inline attempt's fcntl, reused on an fd-cache miss
         if opcode == .read && tryInline && pool.queues[WorkClass.bounded.rawValue].queuedHint == 0
-            && !cb.isInProgress(pid: pid) && readInline(cb, notification)
+            && !cb.isInProgress(pid: pid)
         {
-            return nil
+            switch readInline(cb, notification) {
+            case .completed: return nil
+            case .declined(let flags): knownFlags = flags
+            }
         }
 
         lock.lock()
@@ -162,13 +166,19 @@ public final class Engine: @unchecked Sendable {
             entry = hit
         } else {
             // An fd-cache miss: learn what the fd is without holding the lock.
+            let seen = files.lastSeen(fd)
             lock.unlock()
             let st: stat, fl: CInt
-            switch (system_fstat(fd), system_getfl(fd)) {
+            switch (system_fstat(fd), knownFlags.map { .success($0) } ?? system_getfl(fd)) {
             case (.success(let a), .success(let b)): (st, fl) = (a, b)
             case (.failure(let e), _), (_, .failure(let e)): return e
             }
-            newKind = FileKind(mode: st.st_mode) { system_inMemory(fd) }
+            newKind = FileKind(mode: st.st_mode) {
+                if let seen, seen.device == UInt64(st.st_dev), seen.inode == UInt64(st.st_ino) {
+                    return seen.kind == .memory  // no fstatfs for an inode seen before
+                }
+                return system_inMemory(fd)
+            }
             lock.lock()
             if let hit = files.cached(fd) {
                 entry = hit  // another thread attached it meanwhile
@@ -242,10 +252,16 @@ public final class Engine: @unchecked Sendable {
     /// cached, partly cached, O_DIRECT, a stream, an error) returns false and takes the
     /// normal path, which redoes the read from the start. Reads on regular files obey no
     /// ordering rule, so finishing one early reorders nothing.
-    private func readInline(_ cb: AIOCB, _ notification: Notification) -> Bool {
-        guard case .success(let flags) = system_getfl(cb.pointee.aio_fildes),
-              flags & O_ACCMODE != O_WRONLY, flags & cuaio_o_direct() == 0, cb.pointee.aio_offset >= 0
-        else { return false }
+    private enum InlineOutcome {
+        case completed
+        /// Not done inline; the fd's F_GETFL flags if they were read.
+        case declined(flags: CInt?)
+    }
+
+    private func readInline(_ cb: AIOCB, _ notification: Notification) -> InlineOutcome {
+        guard case .success(let flags) = system_getfl(cb.pointee.aio_fildes) else { return .declined(flags: nil) }
+        guard flags & O_ACCMODE != O_WRONLY, flags & cuaio_o_direct() == 0, cb.pointee.aio_offset >= 0
+        else { return .declined(flags: flags) }
         let start = cuaio_now_ns()
         let n = cb.pointee.aio_nbytes
         let fd = cb.pointee.aio_fildes, offset = Int64(cb.pointee.aio_offset)
@@ -256,7 +272,7 @@ public final class Engine: @unchecked Sendable {
             result = .done(system_pread(fd, buffer, n, offset))
         }
         guard case .done(.success(let got)) = result, got == n || got == 0  // all of it, or end of file
-        else { return false }
+        else { return .declined(flags: flags) }
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
         cb.storeResult(.success(got))
         _ = cuaio_add_u64_relaxed(counters + 1, 1)
@@ -266,7 +282,7 @@ public final class Engine: @unchecked Sendable {
         record.result = Int64(got)
         record.latencyNs = cuaio_now_ns() &- start
         deliver(Delivery(record: record, notification: notification, listNotification: .none))
-        return true
+        return .completed
     }
 
     /// The live request submitted with `cb`, if any (lock held).

@@ -15,6 +15,8 @@
 // caches its file while the file has requests in flight; the cache entry dies with the file's
 // last request (its generation changes). An fd closed and reused while requests are still in
 // flight on it is outside POSIX (close(2) with AIO pending); we keep it memory-safe only.
+// After that the entry still remembers the inode it saw and its kind, so a later miss on the
+// same inode (QD1: every request) costs an fstat, not also an fstatfs.
 import Glibc
 
 /// What kind of file an fd refers to.
@@ -63,6 +65,10 @@ struct FDEntry {
     var fileGeneration: UInt32 = 0
     /// fcntl(F_GETFL) of the open file description.
     var flags: CInt = 0
+    /// The inode last attached through this fd, and its kind: valid once `file` was set.
+    var device: UInt64 = 0
+    var inode: UInt64 = 0
+    var kind: FileKind = .regular
 
     init(file: UInt32 = nilIndex, fileGeneration: UInt32 = 0, flags: CInt) {
         fileSlot = file &+ 1
@@ -103,6 +109,14 @@ final class FileTable {
         return e
     }
 
+    /// The inode `fd` referred to when it was last attached, and its kind, even if its requests
+    /// are gone. The same inode lives on the same file system, so whether it is in memory holds.
+    func lastSeen(_ fd: CInt) -> (device: UInt64, inode: UInt64, kind: FileKind)? {
+        guard fd >= 0 && fd < Self.cachedFDs else { return nil }
+        let e = fds[Int(fd)]
+        return e.file == nilIndex ? nil : (e.device, e.inode, e.kind)
+    }
+
     /// Finds or creates the file for (device, inode), of `kind`, and caches it for `fd`. nil
     /// when the table is full (EAGAIN).
     func attach(fd: CInt, status st: stat, kind: FileKind, flags: CInt) -> FDEntry? {
@@ -124,7 +138,8 @@ final class FileTable {
             buckets[b] = n
             i = n
         }
-        let e = FDEntry(file: i, fileGeneration: files[i].pointee.generation, flags: flags)
+        var e = FDEntry(file: i, fileGeneration: files[i].pointee.generation, flags: flags)
+        (e.device, e.inode, e.kind) = (dev, ino, files[i].pointee.kind)
         if fd >= 0 && fd < Self.cachedFDs { fds[Int(fd)] = e }
         return e
     }

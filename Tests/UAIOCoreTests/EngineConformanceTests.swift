@@ -149,6 +149,42 @@ extension Engine {
         #expect(engine.cancel(fd: p[0], running.cb) == CInt(AIO_ALLDONE))
     }
 
+    /// Completions reach their aiocb with nobody waiting (the reaper alone), and while a thread
+    /// waits for something else: a completion it must not process itself (it readies the next
+    /// request of a pipe's lane) is handed back to the reaper, which finishes it and submits
+    /// the next one.
+    @Test(arguments: availableKinds)
+    func completionsArriveWhileNobodyOrSomebodyElseWaits(_ kind: EngineKind) {
+        let engine = kind.make(["UAIO_WORKER_IDLE_MS": "60000"])  // no idle wake-up to hide a lost one
+        var p: [CInt] = [0, 0], q: [CInt] = [0, 0]
+        pipe(&p)
+        pipe(&q)
+        defer { [p[0], p[1], q[0], q[1]].forEach { close($0) } }
+        func settles(_ r: Request) -> Bool {  // polls aio_error only, as ported code may
+            for _ in 0..<2000 where r.cb.isInProgress(pid: engine.pid) { usleep(1000) }
+            return !r.cb.isInProgress(pid: engine.pid)
+        }
+        let alone = Request(fd: p[0], size: 1)
+        #expect(engine.submit(alone.cb, .read) == nil)
+        #expect(write(p[1], "a", 1) == 1)
+        #expect(settles(alone) && alone.cb.errorCode == 0)
+
+        let waitedFor = Request(fd: p[0], size: 1)
+        let first = Request(fd: q[0], size: 1), second = Request(fd: q[0], size: 1)
+        #expect(engine.submit(waitedFor.cb, .read) == nil)
+        let waiter = spawn { _ = engine.finish(waitedFor) }
+        usleep(20_000)  // the waiter is asleep (in the kernel, on the ring)
+        #expect(engine.submit(first.cb, .read) == nil && engine.submit(second.cb, .read) == nil)
+        #expect(write(q[1], "bc", 2) == 2)
+        #expect(settles(first) && settles(second))
+        #expect(first.cb.errorCode == 0 && second.cb.errorCode == 0)
+        #expect(first.bytes == [UInt8(ascii: "b")] && second.bytes == [UInt8(ascii: "c")])
+        #expect(waitedFor.cb.isInProgress(pid: engine.pid))
+        #expect(write(p[1], "d", 1) == 1)
+        pthread_join(waiter, nil)
+        #expect(waitedFor.cb.errorCode == 0 && waitedFor.bytes == [UInt8(ascii: "d")])
+    }
+
     /// Threads submit reads and writes on shared files and pipes at once; every request must
     /// complete exactly once with the right result, and the ring must count each completion.
     @Test(arguments: availableKinds)

@@ -85,6 +85,11 @@ int cuaio_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *d
 /// Wakes up to `count` waiters on `word`.
 void cuaio_futex_wake(uint32_t *word, int count);
 
+/// A full (seq_cst) fence: orders a plain store before a later load (Dekker pairings).
+static inline void cuaio_fence_seqcst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), -1 with errno on failure.
+int cuaio_eventfd(void);
+
 pid_t cuaio_gettid(void);
 /// 1 if `fd` is on a memory file system (tmpfs, ramfs), 0 if not, -errno on error. Their reads
 /// are memory copies that never wait for a device, but they do not support RWF_NOWAIT.
