@@ -56,6 +56,10 @@ test-compat: install
 	UAIO_BACKEND=pool compat/tests/run.sh $(PREFIX)/lib
 	UAIO_TRY_INLINE=0 UAIO_EXPECT_RING=$(RING) compat/tests/run.sh $(PREFIX)/lib
 	UAIO_EXPECT_RING=0 $(PREFIX)/bin/uaio-no-uring compat/tests/run.sh $(PREFIX)/lib
+	# Cancellation without the signal (as when the application owns it): poll and an eventfd.
+	UAIO_BACKEND=pool UAIO_CANCEL_SIGNAL=none compat/tests/run.sh $(PREFIX)/lib \
+		compat/tests/aio_cancel.c compat/tests/cancel_race.c compat/tests/close_inflight.c \
+		compat/tests/exit_blocked.c compat/tests/limits.c compat/tests/order_stream.c
 
 clean:
 	rm -rf .build stage

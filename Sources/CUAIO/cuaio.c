@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -50,6 +51,39 @@ int cuaio_queue_asyncio_signal(pid_t pid, pid_t tid, int signo, union sigval val
     long r = tid ? syscall(SYS_rt_tgsigqueueinfo, pid, tid, signo, &info)
                  : syscall(SYS_rt_sigqueueinfo, pid, signo, &info);
     return r == 0 ? 0 : errno;
+}
+
+static void cancel_handler(int sig) {
+    (void)sig;  // nothing to do: being delivered is what ends the worker's system call
+}
+
+int cuaio_cancel_signal_install(int sig) {
+    struct sigaction old, ours;
+    if (sigaction(sig, NULL, &old) != 0) return errno;
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == cancel_handler) return 0;
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) return 1;  // the application's
+    memset(&ours, 0, sizeof ours);
+    ours.sa_handler = cancel_handler;
+    sigfillset(&ours.sa_mask);
+    ours.sa_flags = 0;  // no SA_RESTART: the interrupted read must return EINTR
+    return sigaction(sig, &ours, NULL) == 0 ? 0 : errno;
+}
+
+void cuaio_unblock_signal(int sig) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int cuaio_signal_thread(pid_t tid, int sig) {
+    return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
+}
+
+int cuaio_poll_two(int fd, short events, int wake) {
+    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = wake, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) return 0;
+    return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
 }
 
 int cuaio_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
@@ -113,6 +147,7 @@ int cuaio_spawn_notification(void (*fn)(union sigval), union sigval value, pthre
 
 int cuaio_nsig(void) { return _NSIG; }
 int cuaio_sigrtmin(void) { return SIGRTMIN; }
+int cuaio_sigrtmax(void) { return SIGRTMAX; }
 
 uint64_t cuaio_now_ns(void) {
     struct timespec ts;

@@ -33,12 +33,16 @@ public struct Configuration: Sendable, Equatable {
     public var disabledOnRing: Setting<Set<Opcode>>
     /// UAIO_DEBUG: one diagnostic line on stderr when io_uring cannot be used.
     public var debug: Setting<Bool>
+    /// UAIO_CANCEL_SIGNAL: the real-time signal that interrupts a pool worker blocked on a
+    /// cancelled request; 0 for none (cancel through poll and an eventfd instead).
+    public var cancelSignal: Setting<CInt>
     /// One line per variable that could not be used.
     public var problems: [String] = []
 
     public static let variables = [
         "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
         "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE", "UAIO_RING_ENTRIES", "UAIO_URING_DISABLE_OPS", "UAIO_DEBUG",
+        "UAIO_CANCEL_SIGNAL",
     ]
 
     /// io-wq's bounded default: "Do QD, or 4 * CPUS".
@@ -47,6 +51,16 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultWorkerIdleMs = 1000
     public static let defaultMaxRequests = 65536
     public static let defaultRingEntries = 256
+    /// SIGRTMAX-2: high in the range, where applications (which count up from SIGRTMIN)
+    /// rarely go, and clear of glibc's reserved 32 and 33.
+    public static var defaultCancelSignal: CInt { cuaio_sigrtmax() - 2 }
+
+    /// "SIGRTMIN+3" or "SIGRTMAX-2" for a real-time signal number.
+    public static func signalName(_ sig: CInt) -> String {
+        let low = cuaio_sigrtmin(), high = cuaio_sigrtmax()
+        if sig - low <= high - sig { return sig == low ? "SIGRTMIN" : "SIGRTMIN+\(sig - low)" }
+        return sig == high ? "SIGRTMAX" : "SIGRTMAX-\(high - sig)"
+    }
     /// Upper bounds that keep a typo from reserving absurd amounts of memory.
     static let workerCeiling = 4096
     static let requestCeiling = 1 << 22
@@ -110,6 +124,28 @@ public struct Configuration: Sendable, Equatable {
             }
             disabled = Setting(value: ops, source: .environment)
         }
+        var cancelSignal = Setting(value: defaultCancelSignal, source: .defaultValue)
+        if let raw = lookup("UAIO_CANCEL_SIGNAL") {
+            let text = raw.trimmingSpaces().uppercased()
+            let low = cuaio_sigrtmin(), high = cuaio_sigrtmax()
+            var n: CInt? = nil
+            if text == "NONE" || text == "0" {
+                n = 0
+            } else if let v = CInt(text) {
+                n = v
+            } else if text.hasPrefix("SIGRTMIN") || text.hasPrefix("SIGRTMAX") {
+                let rest = text.dropFirst(8)
+                let delta = rest.isEmpty ? 0 : CInt(rest.hasPrefix("+") ? rest.dropFirst() : rest)
+                if let delta { n = (text.hasPrefix("SIGRTMIN") ? low : high) + delta }
+            }
+            if let n, n == 0 || (low...high).contains(n) {
+                cancelSignal = Setting(value: n, source: .environment)
+            } else {
+                problems.append(
+                    "uaio: UAIO_CANCEL_SIGNAL='\(raw)' is not a real-time signal (\(low) to \(high), SIGRTMIN+n, "
+                        + "SIGRTMAX-n) or none; using \(signalName(defaultCancelSignal)) (default)")
+            }
+        }
         let idleFromInit = aioInit.idleSeconds > 0 ? aioInit.idleSeconds * 1000 : 0
         return Configuration(
             backend: backend,
@@ -126,6 +162,7 @@ public struct Configuration: Sendable, Equatable {
             ringEntries: number("UAIO_RING_ENTRIES", default: defaultRingEntries, aioInit: 0, range: 1...32768),
             disabledOnRing: disabled,
             debug: flag("UAIO_DEBUG", default: false),
+            cancelSignal: cancelSignal,
             problems: problems)
     }
 

@@ -159,35 +159,14 @@ public final class Engine: @unchecked Sendable {
         }
 
         lock.lock()
-        var entry: FDEntry
-        var status: stat? = nil  // set on an fd-cache miss: the file is attached below
-        var newKind = FileKind.regular
-        if let hit = files.cached(fd) {
-            entry = hit
-        } else {
-            // An fd-cache miss: learn what the fd is without holding the lock.
-            let seen = files.lastSeen(fd)
-            lock.unlock()
-            let st: stat, fl: CInt
-            switch (system_fstat(fd), knownFlags.map { .success($0) } ?? system_getfl(fd)) {
-            case (.success(let a), .success(let b)): (st, fl) = (a, b)
-            case (.failure(let e), _), (_, .failure(let e)): return e
-            }
-            newKind = FileKind(mode: st.st_mode) {
-                if let seen, seen.device == UInt64(st.st_dev), seen.inode == UInt64(st.st_ino) {
-                    return seen.kind == .memory  // no fstatfs for an inode seen before
-                }
-                return system_inMemory(fd)
-            }
-            lock.lock()
-            if let hit = files.cached(fd) {
-                entry = hit  // another thread attached it meanwhile
-            } else {
-                entry = FDEntry(flags: fl)
-                status = st
-            }
-        }
         defer { lock.unlock() }
+        let found: FileLookup
+        switch lookUpLocked(fd, knownFlags: knownFlags) {
+        case .success(let f): found = f
+        case .failure(let e): return e
+        }
+        var entry = found.entry
+        let status = found.status, kind = found.kind
 
         let access = entry.flags & O_ACCMODE
         switch opcode {
@@ -197,7 +176,6 @@ public final class Engine: @unchecked Sendable {
         if liveRequest(for: cb) != nil {
             return .invalid  // the aiocb is already in flight: reusing it would lose a completion
         }
-        let kind = status == nil ? files.files[entry.file].pointee.kind : newKind
         let append = entry.flags & O_APPEND != 0
         let stream = kind == .stream
         let offset = Int64(cb.pointee.aio_offset)
@@ -252,6 +230,59 @@ public final class Engine: @unchecked Sendable {
     /// cached, partly cached, O_DIRECT, a stream, an error) returns false and takes the
     /// normal path, which redoes the read from the start. Reads on regular files obey no
     /// ordering rule, so finishing one early reorders nothing.
+    private struct FileLookup {
+        var entry: FDEntry
+        /// Set on a miss: the file is attached once the request is sure to be queued.
+        var status: stat?
+        var kind: FileKind
+    }
+
+    /// What `fd` is (lock held on entry and on return; released around system calls). A hit
+    /// in the fd cache costs nothing, except on a stream: an fstat checks that the fd was not
+    /// closed and reused for another file while requests still wait on it (they may wait for
+    /// ever, and a regular file taken for a stream would be read at the wrong offset). A miss
+    /// costs an fstat and an F_GETFL (none if the inline attempt read it), plus an fstatfs for
+    /// a regular file this fd has not shown before.
+    private func lookUpLocked(_ fd: CInt, knownFlags: CInt?) -> Result<FileLookup, Errno> {
+        func same(_ e: FDEntry, _ st: stat) -> Bool { e.device == UInt64(st.st_dev) && e.inode == UInt64(st.st_ino) }
+        var status: stat? = nil
+        if let hit = files.cached(fd) {
+            guard hit.kind == .stream else { return .success(FileLookup(entry: hit, status: nil, kind: hit.kind)) }
+            lock.unlock()
+            let st = system_fstat(fd)
+            lock.lock()
+            let now: stat
+            switch st {
+            case .success(let v): now = v
+            case .failure(let e): return .failure(e)
+            }
+            if let again = files.cached(fd), same(again, now) {
+                return .success(FileLookup(entry: again, status: nil, kind: again.kind))
+            }
+            status = now  // another file behind the same number now: a miss
+        }
+        let seen = files.lastSeen(fd)
+        lock.unlock()
+        let st: stat, fl: CInt
+        switch (status.map { .success($0) } ?? system_fstat(fd), knownFlags.map { .success($0) } ?? system_getfl(fd)) {
+        case (.success(let a), .success(let b)): (st, fl) = (a, b)
+        case (.failure(let e), _), (_, .failure(let e)):
+            lock.lock()
+            return .failure(e)
+        }
+        let kind = FileKind(mode: st.st_mode) {
+            if let seen, seen.device == UInt64(st.st_dev), seen.inode == UInt64(st.st_ino) {
+                return seen.kind == .memory  // no fstatfs for an inode seen before
+            }
+            return system_inMemory(fd)
+        }
+        lock.lock()
+        if let hit = files.cached(fd), same(hit, st) {
+            return .success(FileLookup(entry: hit, status: nil, kind: hit.kind))  // attached meanwhile
+        }
+        return .success(FileLookup(entry: FDEntry(flags: fl), status: st, kind: kind))
+    }
+
     private enum InlineOutcome {
         case completed
         /// Not done inline; the fd's F_GETFL flags if they were read.
@@ -388,7 +419,8 @@ public final class Engine: @unchecked Sendable {
     public func cancel(fd: CInt, _ cb: AIOCB?) -> CInt {
         var deferred = Deferred()
         var canceled = 0, running = 0
-        var inKernel: [UInt64] = []
+        var inKernel: [UInt64] = []  // ring requests, by token
+        var interrupted: [(UInt32, UInt32)] = []  // pool workers interrupted: (slot, generation)
         lock.withLock {
             func cancelOne(_ r: UInt32) {
                 let s = requests[r]
@@ -401,6 +433,8 @@ public final class Engine: @unchecked Sendable {
                 case .running:
                     if s.pointee.backend == .uring {
                         inKernel.append(URingBackend.token(r, s.pointee.generation))
+                    } else if pool.interruptLocked(r) {
+                        interrupted.append((r, s.pointee.generation))
                     } else {
                         running += 1
                     }
@@ -417,6 +451,13 @@ public final class Engine: @unchecked Sendable {
             }
         }
         afterUnlock(&deferred)
+        for (r, generation) in interrupted {
+            switch pool.awaitCancel(r, generation: generation) {
+            case .canceled: canceled += 1
+            case .completed: break  // it finished first, with its real result
+            case .stillRunning: running += 1
+            }
+        }
         // Ring requests: IORING_OP_ASYNC_CANCEL, synchronously. A cancelled request completes
         // through its own CQE (-ECANCELED); wait for that, so that aio_error already says
         // ECANCELED when aio_cancel returns. One the kernel cannot stop is AIO_NOTCANCELED.

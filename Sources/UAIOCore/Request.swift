@@ -30,9 +30,21 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
 /// held:    waiting for an ordering rule (an fsync behind earlier requests, an O_APPEND
 ///          write or a stream request behind the one before it).
 /// queued:  in a backend's queue, not started: cancellation removes it.
-/// running: a worker (or the kernel) has it: aio_cancel answers AIO_NOTCANCELED.
+/// running: a worker (or the kernel) has it. aio_cancel stops it if it is blocked on a
+///          stream (CancelState), or in the kernel's poll (the ring); else AIO_NOTCANCELED.
 enum RequestState: UInt8 {
     case free, held, queued, running
+}
+
+/// Cancelling a request a pool worker is blocked on (WorkerPool, "Cancellation"):
+///
+///     none -> requested -> acknowledged     (the canceller finishes it: ECANCELED)
+///                  \-----> abandoned        (the canceller gave up waiting: AIO_NOTCANCELED;
+///                                            the worker ends it ECANCELED if interrupted)
+///
+/// A worker that completes the request first ends it with its real result, in any state.
+enum CancelState: UInt8 {
+    case none, requested, acknowledged, abandoned
 }
 
 /// The two classes of io-wq: work that ends by itself, and work that may wait for ever.
@@ -153,6 +165,11 @@ struct RequestSlot {
     var reissued = false
     /// The worker thread running it (pool), for the CLI and cancellation.
     var workerTid: pid_t = 0
+    /// That worker's eventfd when cancels reach it by poll(2), not by a signal; -1 otherwise.
+    var workerWakeFD: CInt = -1
+    var cancel: CancelState = .none
+    /// Futex word: 1 once the worker acknowledged a cancel (the canceller sleeps on it).
+    var cancelAck: UInt32 = 0
     var submittedNs: UInt64 = 0
     /// The free list link.
     var nextFree = nilIndex

@@ -41,11 +41,16 @@ func valueOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ call: (
 @inline(never) func system_pwrite(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int, _ off: Int64) -> Result<Int, Errno> {
     valueOrErrno { pwrite(fd, buf, n, off_t(off)) }
 }
-@inline(never) func system_read(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int) -> Result<Int, Errno> {
-    valueOrErrno { read(fd, buf, n) }
+/// read(2)/write(2); `interruptible`: EINTR is returned, not retried (the pool's cancellation).
+@inline(never) func system_read(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int, interruptible: Bool = false)
+    -> Result<Int, Errno>
+{
+    valueOrErrno(retryOnInterrupt: !interruptible) { read(fd, buf, n) }
 }
-@inline(never) func system_write(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int) -> Result<Int, Errno> {
-    valueOrErrno { write(fd, buf, n) }
+@inline(never) func system_write(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int, interruptible: Bool = false)
+    -> Result<Int, Errno>
+{
+    valueOrErrno(retryOnInterrupt: !interruptible) { write(fd, buf, n) }
 }
 /// What a read that must not block did.
 enum NoWaitRead {
@@ -78,6 +83,24 @@ enum NoWaitRead {
     var st = stat()
     return valueOrErrno { fstat(fd, &st) }.map { _ in st }
 }
+/// fcntl(F_DUPFD_CLOEXEC): a second number for the same open file.
+@inline(never) func system_dup(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fcntl(fd, F_DUPFD_CLOEXEC, 0) } }
+
+/// An eventfd used as a doorbell: add one (wakes its poller) / take everything (resets it).
+@inline(never) func system_eventfdSignal(_ fd: CInt) {
+    var one: UInt64 = 1
+    _ = write(fd, &one, 8)
+}
+@inline(never) func system_eventfdDrain(_ fd: CInt) {
+    var count: UInt64 = 0
+    _ = read(fd, &count, 8)
+}
+/// poll(2) for POLLIN on one fd; true when it is readable before `timeoutMs`.
+@inline(never) func system_pollIn(_ fd: CInt, timeoutMs: CInt) -> Bool {
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    return poll(&p, 1, timeoutMs) > 0
+}
+
 /// fcntl(F_GETFL): the open file description's status flags and access mode.
 @inline(never) func system_getfl(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fcntl(fd, F_GETFL) } }
 

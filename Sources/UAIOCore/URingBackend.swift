@@ -316,10 +316,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             // Until the kernel, or a role holder leaving CQEs behind, signals the eventfd; at
             // most `safetyMs` while requests are in flight (the header).
             let busy = engine.lock.withLock { inFlight > 0 }
-            var pfd = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, busy ? min(idleMs, Self.safetyMs) : idleMs) > 0 {
-                var count: UInt64 = 0
-                _ = read(eventFD, &count, 8)  // resets it, so that the next poll sleeps
+            if system_pollIn(eventFD, timeoutMs: busy ? min(idleMs, Self.safetyMs) : idleMs) {
+                system_eventfdDrain(eventFD)  // resets it, so that the next poll sleeps
                 idleSince = cuaio_now_ns()
             } else if cuaio_now_ns() - idleSince >= UInt64(idleMs) * 1_000_000 {
                 let exit = engine.lock.withLock {
@@ -363,10 +361,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             _ = io_uring_cq_eventfd_toggle(ring, true)
             cuaio_fence_seqcst()  // the flag's store before the read of the CQ below (the header)
             cuaio_store_u32_seqcst(role, 0)
-            if io_uring_cq_ready(ring) > 0 {  // left for the reaper, or handed back to it
-                var one: UInt64 = 1
-                _ = write(eventFD, &one, 8)
-            }
+            if io_uring_cq_ready(ring) > 0 { system_eventfdSignal(eventFD) }  // left for the reaper
         }
         while true {
             _ = engine.ring.sequenceSeqCst  // the Dekker read (header)

@@ -16,6 +16,28 @@
 //
 // Every worker runs with all signals blocked (the application's handlers never run on our
 // threads) on a small stack. All state here is guarded by the engine lock.
+//
+// Cancellation. A request a worker is blocked on (a read on an empty pipe, a write to a full
+// socket) is interrupted, as io-wq interrupts its workers: aio_cancel marks it (CancelState)
+// and sends the cancel signal to that worker thread with tgkill, under the engine lock, so the
+// worker is still on that request when the signal lands. Our handler does nothing and has no
+// SA_RESTART: the worker's read or write returns EINTR (or its partial count, if data moved),
+// the worker sees the mark, hands the request to the canceller and moves on; the canceller
+// ends it ECANCELED, notifies, and aio_cancel answers AIO_CANCELED. A signal that lands just
+// before the worker enters its system call is spent on nothing (pitfalls.md), so the canceller
+// sends it again every millisecond until the worker acknowledges or completes; an EINTR with
+// no mark (a late repeat) resumes the call, so no request ends with our EINTR. A canceller
+// that waits `cancelPatienceNs` in vain (the call sleeps uninterruptibly) answers
+// AIO_NOTCANCELED and leaves the mark: the request then ends with its real result, or
+// ECANCELED if it is interrupted later. Only unbounded (stream) work is interrupted: file and
+// block-device I/O cannot be, and stays AIO_NOTCANCELED.
+//
+// The signal (UAIO_CANCEL_SIGNAL, default SIGRTMAX-2) is installed when the pool first runs
+// stream work, and only if the application has no disposition of its own for it. If it has
+// (or UAIO_CANCEL_SIGNAL=none), workers instead poll(2) the descriptor together with their own
+// eventfd, which the canceller writes; the read or write follows once the descriptor is
+// ready. Its limit: another reader that empties the pipe between the two leaves the worker
+// blocked where only data, EOF or exit end it.
 import CUAIO
 import Glibc
 
@@ -86,6 +108,21 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     let runnableCap: Int
     var idleNs: UInt64
     static let stackSize = 128 * 1024
+    /// How long aio_cancel waits for a blocked worker to give a request up.
+    static let cancelPatienceNs: UInt64 = 1_000_000_000
+
+    /// How a cancel reaches a worker blocked on a stream (the header).
+    public enum CancelMechanism: Equatable, Sendable {
+        /// Not needed yet: no stream work has run.
+        case undecided
+        /// Our handler is installed on this signal; workers get it by tgkill.
+        case signal(CInt)
+        /// poll(2) with a per-worker eventfd: the signal is the application's (its number), or
+        /// UAIO_CANCEL_SIGNAL=none (0).
+        case poll(ownedSignal: CInt)
+    }
+    /// Engine lock.
+    public private(set) var cancelMechanism = CancelMechanism.undecided
 
     init(engine: Engine) {
         self.engine = engine
@@ -164,12 +201,25 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         let tid = cuaio_gettid()
         var pending: Delivery? = nil
         var deferred = Deferred()
+        var wakeFD: CInt = -1  // the poll mechanism's eventfd, made on first need
+        var signalUnblocked = false
+        defer { if wakeFD >= 0 { close(wakeFD) } }
         engine.lock.lock()
         while true {
             if let r = q.pop(engine.requests) {
                 let s = engine.requests[r]
                 s.pointee.state = .running
                 s.pointee.workerTid = tid
+                if q.workClass == .unbounded {
+                    switch decideCancelMechanismLocked() {
+                    case .signal(let sig):
+                        if !signalUnblocked { cuaio_unblock_signal(sig) }
+                        signalUnblocked = true
+                    case .poll, .undecided:
+                        if wakeFD < 0 { wakeFD = cuaio_eventfd() }  // none (EMFILE): not cancellable
+                        s.pointee.workerWakeFD = wakeFD
+                    }
+                }
                 let job = s.pointee
                 var sleeping = q.workClass == .unbounded || job.mayBlock
                 if sleeping { noteSleeping(q, &deferred) }
@@ -177,10 +227,11 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
                 if let d = pending { engine.deliver(d); pending = nil }
-                let result = perform(job, q, &sleeping)
+                let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, q, &sleeping)
                 engine.lock.lock()
                 if sleeping { q.blocked -= 1 }
-                pending = engine.finishLocked(r, result, backend: .pool, &deferred)
+                // nil: handed to its canceller, which finishes it.
+                if let result { pending = engine.finishLocked(r, result, backend: .pool, &deferred) }
                 continue
             }
             if pending != nil || !deferred.isEmpty {
@@ -219,6 +270,151 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     private func noteSleeping(_ q: WorkQueue, _ deferred: inout Deferred) {
         q.blocked += 1
         startWorkerIfUseful(q, &deferred)
+    }
+
+    // MARK: cancellation
+
+    /// Decides the mechanism on first need (lock held; sigaction once per engine).
+    private func decideCancelMechanismLocked() -> CancelMechanism {
+        guard case .undecided = cancelMechanism else { return cancelMechanism }
+        let sig = engine.configuration.cancelSignal.value
+        cancelMechanism = sig != 0 && cuaio_cancel_signal_install(sig) == 0 ? .signal(sig) : .poll(ownedSignal: sig)
+        return cancelMechanism
+    }
+
+    /// A stream request's read or write, which a cancel may interrupt. nil when the request
+    /// was handed to its canceller.
+    private func performInterruptibly(_ job: RequestSlot, _ r: UInt32) -> Result<Int, Errno>? {
+        guard job.opcode == .read || job.opcode == .write else {
+            var sleeping = true
+            return perform(job, queues[WorkClass.unbounded.rawValue], &sleeping)  // fsync on a stream
+        }
+        // poll(2) and the read or write after it resolve the number twice: a duplicate holds the
+        // open file, as the kernel does for the length of one system call, should the
+        // application close the number meanwhile (and reuse it for another file).
+        var fd = job.fd
+        if job.workerWakeFD >= 0 {
+            switch system_dup(job.fd) {
+            case .success(let d): fd = d
+            case .failure(let e): return .failure(e)
+            }
+        }
+        defer { if fd != job.fd { close(fd) } }
+        while true {
+            if job.workerWakeFD >= 0 {
+                let events = Int16(job.opcode == .read ? POLLIN : POLLOUT)
+                let ready = cuaio_poll_two(fd, events, job.workerWakeFD)
+                if ready & 2 != 0 {
+                    system_eventfdDrain(job.workerWakeFD)
+                    switch interruption(r) {
+                    case .resume: break
+                    case .handedOver: return nil
+                    case .canceled: return .failure(.canceled)
+                    }
+                }
+                if ready & 1 == 0 { continue }
+            }
+            let result = job.opcode == .read
+                ? system_read(fd, job.buffer, job.nbytes, interruptible: true)
+                : system_write(fd, job.buffer, job.nbytes, interruptible: true)
+            guard case .failure(.interrupted) = result else { return result }
+            switch interruption(r) {
+            case .resume: continue
+            case .handedOver: return nil
+            case .canceled: return .failure(.canceled)
+            }
+        }
+    }
+
+    private enum Interruption {
+        /// Not cancelled: a repeat meant for an earlier request. The call starts again.
+        case resume
+        /// Its canceller waits: it ends the request.
+        case handedOver
+        /// Its canceller gave up waiting: the worker ends it.
+        case canceled
+    }
+
+    /// The worker was interrupted (EINTR, or its eventfd) while running `r`.
+    private func interruption(_ r: UInt32) -> Interruption {
+        engine.lock.withLock {
+            let s = engine.requests[r]
+            switch s.pointee.cancel {
+            case .none, .acknowledged:
+                return .resume
+            case .requested:
+                s.pointee.cancel = .acknowledged
+                // relaxed: only the futex's value check reads the word without the lock; the
+                // canceller reads the state itself under the lock.
+                let ack = cancelAck(s)
+                cuaio_store_u32_relaxed(ack, 1)
+                cuaio_futex_wake(ack, 1)
+                return .handedOver
+            case .abandoned:
+                return .canceled
+            }
+        }
+    }
+
+    private func cancelAck(_ s: UnsafeMutablePointer<RequestSlot>) -> UnsafeMutablePointer<UInt32> {
+        (UnsafeMutableRawPointer(s) + MemoryLayout<RequestSlot>.offset(of: \.cancelAck)!)
+            .assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// Marks running request `r` cancelled and interrupts its worker (lock held). False when
+    /// it cannot be interrupted: file I/O, or another canceller already at it.
+    func interruptLocked(_ r: UInt32) -> Bool {
+        let s = engine.requests[r]
+        guard s.pointee.state == .running, s.pointee.workClass == .unbounded, s.pointee.cancel == .none else {
+            return false
+        }
+        s.pointee.cancel = .requested
+        kickLocked(s)
+        return true
+    }
+
+    private func kickLocked(_ s: UnsafeMutablePointer<RequestSlot>) {
+        if s.pointee.workerWakeFD >= 0 {
+            system_eventfdSignal(s.pointee.workerWakeFD)
+        } else if case .signal(let sig) = cancelMechanism {
+            _ = cuaio_signal_thread(s.pointee.workerTid, sig)
+        }
+    }
+
+    enum CancelOutcome { case canceled, completed, stillRunning }
+
+    /// Waits until the worker of `r` (interrupted by `interruptLocked`) gives it up, and ends it
+    /// ECANCELED; or until it completes by itself; or `cancelPatienceNs`.
+    func awaitCancel(_ r: UInt32, generation: UInt32) -> CancelOutcome {
+        let s = engine.requests[r]
+        let deadline = cuaio_now_ns() + Self.cancelPatienceNs
+        while true {
+            var t = timespec()
+            let next = min(cuaio_now_ns() + 1_000_000, deadline)
+            t.tv_sec = Int(next / 1_000_000_000)
+            t.tv_nsec = Int(next % 1_000_000_000)
+            _ = cuaio_futex_wait(cancelAck(s), 0, &t)
+            var deferred = Deferred()
+            var delivery: Delivery? = nil
+            let outcome: CancelOutcome? = engine.lock.withLock {
+                guard s.pointee.generation == generation, s.pointee.state == .running else { return .completed }
+                switch s.pointee.cancel {
+                case .acknowledged:
+                    delivery = engine.finishLocked(r, .failure(.canceled), backend: .pool, &deferred)
+                    return .canceled
+                case .requested where cuaio_now_ns() >= deadline:
+                    s.pointee.cancel = .abandoned
+                    return .stillRunning
+                default:
+                    kickLocked(s)  // the last one may have landed before the worker's system call
+                    return nil
+                }
+            }
+            guard let outcome else { continue }
+            engine.afterUnlock(&deferred)
+            if let delivery { engine.deliver(delivery) }
+            return outcome
+        }
     }
 
     /// Runs one request's system call. `sleeping` tells (and may learn) whether it sleeps.

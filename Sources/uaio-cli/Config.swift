@@ -16,6 +16,7 @@ struct Config: ParsableCommand {
             ("UAIO_MAX_UNBOUNDED_WORKERS", "\(c.maxUnboundedWorkers.value)", c.maxUnboundedWorkers.source.rawValue),
             ("UAIO_WORKER_IDLE_MS", "\(c.workerIdleMs.value)", c.workerIdleMs.source.rawValue),
             ("UAIO_MAX_REQUESTS", "\(c.maxRequests.value)", c.maxRequests.source.rawValue),
+            ("UAIO_CANCEL_SIGNAL", cancelSignalText(c.cancelSignal.value), c.cancelSignal.source.rawValue),
         ]
         let probe = Routing.probe()
         let routes = Routing.table(c, setupError: probe.setupError, supported: probe.supported)
@@ -35,8 +36,24 @@ struct Config: ParsableCommand {
         print(renderTable(["variable", "value", "source"], settings.map { [$0.0, $0.1, $0.2] }))
         print()
         print(routingText(c, probe: probe))
+        print()
+        print(cancelText(c))
         for p in c.problems { print(p) }
     }
+}
+
+func cancelSignalText(_ sig: CInt) -> String {
+    sig == 0 ? "none" : "\(Configuration.signalName(sig)) (\(sig))"
+}
+
+/// How aio_cancel stops a request a pool worker is blocked on.
+func cancelText(_ c: Configuration) -> String {
+    let sig = c.cancelSignal.value
+    let poll = "poll(2) on the descriptor with the worker's eventfd, which aio_cancel writes"
+    if sig == 0 { return "cancel: a pool worker blocked on a stream is woken by \(poll) (UAIO_CANCEL_SIGNAL=none)" }
+    return "cancel: a pool worker blocked on a stream is interrupted by \(cancelSignalText(sig)), sent to that "
+        + "worker only;\n  its handler is installed when the pool first runs stream work, unless the application "
+        + "has one for that signal:\n  then (never replacing it) by \(poll). On the ring: IORING_OP_ASYNC_CANCEL."
 }
 
 func routingText(_ c: Configuration, probe: (setupError: Errno?, supported: Set<Opcode>) = Routing.probe()) -> String {

@@ -1,3 +1,4 @@
+import CUAIO
 import Testing
 
 @testable import UAIOCore
@@ -51,5 +52,21 @@ import Testing
         let c = parse(["UAIO_BACKEND": "io_uring"])
         #expect(c.backend == .init(value: .auto, source: .defaultValue))
         #expect(c.problems == ["uaio: UAIO_BACKEND='io_uring' is not one of auto, pool, uring; using auto (default)"])
+    }
+
+    @Test func cancelSignalNamesAndNumbers() {
+        let low = cuaio_sigrtmin(), high = cuaio_sigrtmax()
+        #expect(parse([:]).cancelSignal == .init(value: high - 2, source: .defaultValue))
+        #expect(parse(["UAIO_CANCEL_SIGNAL": "SIGRTMIN+3"]).cancelSignal.value == low + 3)
+        #expect(parse(["UAIO_CANCEL_SIGNAL": "sigrtmax-1"]).cancelSignal.value == high - 1)
+        #expect(parse(["UAIO_CANCEL_SIGNAL": "\(low + 1)"]).cancelSignal.value == low + 1)
+        #expect(parse(["UAIO_CANCEL_SIGNAL": "none"]).cancelSignal == .init(value: 0, source: .environment))
+        #expect(Configuration.signalName(high - 2) == "SIGRTMAX-2" && Configuration.signalName(low) == "SIGRTMIN")
+        // Not real-time (SIGUSR1, glibc's reserved 32 and 33), or out of the range: the default.
+        for bad in ["10", "32", "33", "SIGRTMAX+1", "SIGRTMIN-1", "SIGUSR1", "x"] {
+            let c = parse(["UAIO_CANCEL_SIGNAL": bad])
+            #expect(c.cancelSignal == .init(value: high - 2, source: .defaultValue), "\(bad)")
+            #expect(c.problems.count == 1 && c.problems[0].hasPrefix("uaio: UAIO_CANCEL_SIGNAL='\(bad)'"))
+        }
     }
 }

@@ -111,6 +111,20 @@ int cuaio_spawn_notification(void (*fn)(union sigval), union sigval value, pthre
 /// The number of signals the kernel knows (_NSIG), and SIGRTMIN as glibc reports it.
 int cuaio_nsig(void);
 int cuaio_sigrtmin(void);
+int cuaio_sigrtmax(void);
+
+/// The pool's cancel signal. Installs a handler that does nothing (without SA_RESTART, so a
+/// blocked system call ends with EINTR) unless the application has a disposition of its own
+/// for `sig`. Returns 0 when ours is (or already was) installed, 1 when the application owns
+/// the signal (nothing changed), or an errno.
+int cuaio_cancel_signal_install(int sig);
+/// Unblocks `sig` in the calling thread (workers start with every signal blocked).
+void cuaio_unblock_signal(int sig);
+/// tgkill(getpid(), tid, sig): 0 or an errno.
+int cuaio_signal_thread(pid_t tid, int sig);
+/// poll(2) on {fd, events} and {wake, POLLIN}, without a timeout. Returns a bit
+/// set: 1 when `fd` is ready (or in error), 2 when `wake` is readable; 0 on EINTR.
+int cuaio_poll_two(int fd, short events, int wake);
 
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t cuaio_now_ns(void);
