@@ -429,7 +429,14 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         var reg = io_uring_sync_cancel_reg()
         reg.addr = token
         reg.timeout = __kernel_timespec(tv_sec: -1, tv_nsec: -1)
-        let r = io_uring_register_sync_cancel(ring, &reg)
+        var r = io_uring_register_sync_cancel(ring, &reg)
+        if r == -ENOENT {
+            // Not in the kernel: completed, or filled and not yet submitted (the request is
+            // .running from its SQE's fill on). The filler holds the SQ lock until it has
+            // entered the kernel: once we had the lock, it is there, or done.
+            sqLock.withLock {}
+            r = io_uring_register_sync_cancel(ring, &reg)
+        }
         return r >= 0
     }
 }
