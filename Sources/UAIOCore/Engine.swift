@@ -5,7 +5,9 @@
 //
 // Locking: one engine lock (`lock`) guards the request table, the files, the lio groups and
 // the pool's queues. Nothing that can block runs under it: fstat on an fd-cache miss, thread
-// starts, notifications, futex wakes and io_uring_enter all happen after it is released.
+// starts, notifications and io_uring_enter all happen after it is released. The only system
+// calls under it never block, and must happen while a worker still holds its request: the
+// cancel path's tgkill, eventfd write and futex wake (WorkerPool, "Cancellation").
 // The ring backend adds two: its CQ lock (one consumer of completions at a time) and its SQ
 // lock (held from filling SQEs to submitting them). The order is CQ, engine, SQ; nobody holding
 // the SQ lock takes another. aio_error, aio_return and aio_suspend take none of them (they are
@@ -150,7 +152,7 @@ public final class Engine: @unchecked Sendable {
         // of a higher priority (aio_reqprio orders what is pending together).
         var knownFlags: CInt? = nil  // the inline attempt's fcntl, reused on an fd-cache miss
         if opcode == .read && tryInline && pool.queues[WorkClass.bounded.rawValue].queuedHint == 0
-            && !cb.isInProgress(pid: pid)
+            && !files.wasDirect(fd) && !cb.isInProgress(pid: pid)
         {
             switch readInline(cb, notification) {
             case .completed: return nil
@@ -224,12 +226,6 @@ public final class Engine: @unchecked Sendable {
         return nil
     }
 
-    /// The fast path for page-cache hits, io_uring's "inline first" in user space: a read on
-    /// a file whose data is cached completes here, on the submitting thread, with one
-    /// preadv2(RWF_NOWAIT), with no slot, no lock and no thread hop. Anything else (not
-    /// cached, partly cached, O_DIRECT, a stream, an error) returns false and takes the
-    /// normal path, which redoes the read from the start. Reads on regular files obey no
-    /// ordering rule, so finishing one early reorders nothing.
     private struct FileLookup {
         var entry: FDEntry
         /// Set on a miss: the file is attached once the request is sure to be queued.
@@ -289,6 +285,12 @@ public final class Engine: @unchecked Sendable {
         case declined(flags: CInt?)
     }
 
+    /// The fast path for page-cache hits, io_uring's "inline first" in user space: a read on
+    /// a file whose data is cached completes here, on the submitting thread, with one
+    /// preadv2(RWF_NOWAIT), with no slot, no lock and no thread hop. Anything else (not
+    /// cached, partly cached, O_DIRECT, a stream, an error) is declined and takes the
+    /// normal path, which redoes the read from the start. Reads on regular files obey no
+    /// ordering rule, so finishing one early reorders nothing.
     private func readInline(_ cb: AIOCB, _ notification: Notification) -> InlineOutcome {
         guard case .success(let flags) = system_getfl(cb.pointee.aio_fildes) else { return .declined(flags: nil) }
         guard flags & O_ACCMODE != O_WRONLY, flags & cuaio_o_direct() == 0, cb.pointee.aio_offset >= 0
@@ -415,7 +417,9 @@ public final class Engine: @unchecked Sendable {
 
     /// aio_cancel: AIO_CANCELED, AIO_NOTCANCELED or AIO_ALLDONE for `cb`, or for every request
     /// on `fd` when `cb` is nil. Queued and held requests end with ECANCELED (and notify);
-    /// running ones are left to finish.
+    /// running ones are interrupted where they can be (a pool worker blocked on a stream, a
+    /// ring request in the kernel's poll) and end ECANCELED before this returns; file I/O that
+    /// has started is left to finish (AIO_NOTCANCELED).
     public func cancel(fd: CInt, _ cb: AIOCB?) -> CInt {
         var deferred = Deferred()
         var canceled = 0, running = 0

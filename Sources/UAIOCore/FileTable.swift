@@ -17,6 +17,7 @@
 // flight on it is outside POSIX (close(2) with AIO pending); we keep it memory-safe only.
 // After that the entry still remembers the inode it saw and its kind, so a later miss on the
 // same inode (QD1: every request) costs an fstat, not also an fstatfs.
+import CUAIO
 import Glibc
 
 /// What kind of file an fd refers to.
@@ -85,6 +86,10 @@ final class FileTable {
     private let buckets: UnsafeMutablePointer<UInt32>
     private let bucketMask: UInt32
     private let fds: UnsafeMutablePointer<FDEntry>
+    /// Per fd number: 1 if it was O_DIRECT when last attached. Read without the lock (relaxed:
+    /// a hint) by the inline path, which then skips its F_GETFL: an O_DIRECT read is never
+    /// done inline, and a stale hint only sends a read down the normal path.
+    private let directHints: UnsafeMutablePointer<UInt32>
     static let cachedFDs: CInt = 1 << 16
 
     init?(capacity: Int) {
@@ -97,6 +102,8 @@ final class FileTable {
         buckets.initialize(repeating: nilIndex, count: n)
         guard let raw = system_mmapAnonymous(Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride) else { return nil }
         fds = raw.bindMemory(to: FDEntry.self, capacity: Int(Self.cachedFDs))
+        guard let hints = system_mmapAnonymous(Int(Self.cachedFDs) * 4) else { return nil }
+        directHints = hints.bindMemory(to: UInt32.self, capacity: Int(Self.cachedFDs))
     }
 
     /// The cached entry for `fd`, if its file still has requests in flight.
@@ -107,6 +114,11 @@ final class FileTable {
               files[e.file].pointee.inflight > 0
         else { return nil }
         return e
+    }
+
+    /// Whether `fd` was O_DIRECT when last attached (no lock; see `directHints`).
+    func wasDirect(_ fd: CInt) -> Bool {
+        fd >= 0 && fd < Self.cachedFDs && cuaio_load_u32_relaxed(directHints + Int(fd)) != 0
     }
 
     /// The inode `fd` referred to when it was last attached, and its kind, even if its requests
@@ -140,7 +152,10 @@ final class FileTable {
         }
         var e = FDEntry(file: i, fileGeneration: files[i].pointee.generation, flags: flags)
         (e.device, e.inode, e.kind) = (dev, ino, files[i].pointee.kind)
-        if fd >= 0 && fd < Self.cachedFDs { fds[Int(fd)] = e }
+        if fd >= 0 && fd < Self.cachedFDs {
+            fds[Int(fd)] = e
+            cuaio_store_u32_relaxed(directHints + Int(fd), flags & cuaio_o_direct() != 0 ? 1 : 0)
+        }
         return e
     }
 
