@@ -111,6 +111,53 @@ import Testing
         #expect(engine.finish(a) == (ECANCELED, -1) && engine.finish(b) == (ECANCELED, -1))
     }
 
+    /// A FIFO, on every backend: a blocked read and a blocked write (FIFO full) are cancelled,
+    /// nothing is consumed, and the FIFO serves the next requests.
+    @Test(arguments: availableKinds)
+    func aFIFOsBlockedReadAndWriteAreCancelled(_ kind: EngineKind) {
+        let engine = kind.make(["UAIO_CANCEL_SIGNAL": "SIGRTMAX-8"])
+        var template = Array("/tmp/uaio-fifo-XXXXXX".utf8CString)
+        #expect(mkdtemp(&template) != nil)
+        let dir = String(cString: template)
+        let path = dir + "/fifo"
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { unlink(path); rmdir(dir) }
+        let fd = open(path, O_RDWR)  // O_RDWR: opening does not wait for the other end
+        #expect(fd >= 0)
+        defer { close(fd) }
+        let r = Request(fd: fd, size: 8)
+        #expect(engine.submit(r.cb, .read) == nil)
+        usleep(20_000)
+        #expect(engine.cancel(fd: fd, r.cb) == CInt(AIO_CANCELED))
+        #expect(engine.finish(r) == (ECANCELED, -1))
+        // Fill it, then a write blocks for room.
+        let flags = fcntl(fd, F_GETFL)
+        #expect(fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0)
+        var filled = 0
+        let chunk = [UInt8](repeating: 1, count: 4096)
+        while case let n = write(fd, chunk, chunk.count), n > 0 { filled += n }
+        #expect(fcntl(fd, F_SETFL, flags) == 0)
+        let w = Request(fd: fd, size: 100, fill: 2)
+        #expect(engine.submit(w.cb, .write) == nil)
+        usleep(20_000)
+        #expect(engine.cancel(fd: fd, nil) == CInt(AIO_CANCELED))
+        #expect(engine.finish(w) == (ECANCELED, -1))
+        // Everything written is there, and nothing of the cancelled write.
+        var drained = 0
+        var buf = [UInt8](repeating: 0, count: 4096)
+        #expect(fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0)
+        while case let n = read(fd, &buf, buf.count), n > 0 {
+            drained += n
+            #expect(buf[0..<n].allSatisfy { $0 == 1 })
+        }
+        #expect(drained == filled)
+        #expect(fcntl(fd, F_SETFL, flags) == 0)
+        let next = Request(fd: fd, size: 3)
+        #expect(engine.submit(next.cb, .read) == nil)
+        #expect(write(fd, "xyz", 3) == 3)
+        #expect(engine.finish(next) == (0, 3))
+    }
+
     @Test func fileIOThatHasStartedIsNotCancelled() {
         // An fsync runs in a bounded worker and cannot be interrupted: AIO_NOTCANCELED while it
         // runs, or AIO_ALLDONE if it was quicker than us. Never ECANCELED once started.
