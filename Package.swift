@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "uaio-cli",
             dependencies: [
-                "UAIOCore", "CLibAIO",
+                "UAIOCore", "CUAIO", "CLibAIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -15,8 +15,12 @@ def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_
     if engine.startswith("uaio"):
         env["LD_PRELOAD"] = lib
         env.update(extra_env)
-        if ":" in engine:  # uaio:pool, uaio:uring
-            env["UAIO_BACKEND"] = engine.split(":", 1)[1]
+        name, _, setting = engine.partition("+")  # uaio+UAIO_STATS=0: one more setting
+        if setting:
+            k, v = setting.split("=", 1)
+            env[k] = v
+        if ":" in name:  # uaio:pool, uaio:uring
+            env["UAIO_BACKEND"] = name.split(":", 1)[1]
     cmd = ["fio", "--name=bench", f"--ioengine={ioengine}", f"--rw={rw}", "--bs=4k",
            f"--iodepth={depth}", f"--directory={directory}", f"--nrfiles={nfiles}",
            f"--size={size_mib * nfiles}M", "--file_service_type=random", "--invalidate=0",
@@ -45,7 +49,8 @@ def main():
     ap.add_argument("--rw", default="randread")
     ap.add_argument("--size-mib", type=int, default=64, help="per file")
     ap.add_argument("--engines", default="glibc,uaio,fio io_uring",
-                    help="comma list of glibc, uaio, uaio:pool, uaio:uring, fio io_uring")
+                    help="comma list of glibc, uaio, uaio:pool, uaio:uring, fio io_uring; "
+                         "uaio+NAME=VALUE adds a setting (uaio+UAIO_STATS=0)")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the uaio runs")
     ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/var/tmp"))
     ap.add_argument("--direct", action="store_true", help="O_DIRECT: from the disk, not the page cache")

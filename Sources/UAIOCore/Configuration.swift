@@ -36,13 +36,15 @@ public struct Configuration: Sendable, Equatable {
     /// UAIO_CANCEL_SIGNAL: the real-time signal that interrupts a pool worker blocked on a
     /// cancelled request; 0 for none (cancel through poll and an eventfd instead).
     public var cancelSignal: Setting<CInt>
+    /// UAIO_STATS: publish counters and in-flight requests for `uaio` (/dev/shm/uaio.PID).
+    public var stats: Setting<Bool>
     /// One line per variable that could not be used.
     public var problems: [String] = []
 
     public static let variables = [
         "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
         "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE", "UAIO_RING_ENTRIES", "UAIO_URING_DISABLE_OPS", "UAIO_DEBUG",
-        "UAIO_CANCEL_SIGNAL",
+        "UAIO_CANCEL_SIGNAL", "UAIO_STATS",
     ]
 
     /// io-wq's bounded default: "Do QD, or 4 * CPUS".
@@ -163,6 +165,7 @@ public struct Configuration: Sendable, Equatable {
             disabledOnRing: disabled,
             debug: flag("UAIO_DEBUG", default: false),
             cancelSignal: cancelSignal,
+            stats: flag("UAIO_STATS", default: true),
             problems: problems)
     }
 

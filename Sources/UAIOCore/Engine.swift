@@ -32,6 +32,8 @@ public final class Engine: @unchecked Sendable {
     let groups: SlotPool<ListGroup>
     let files: FileTable
     let ring = CompletionRing()
+    /// The stats region for `uaio`, when this engine publishes (set before it is shared).
+    private(set) var stats: Stats? = nil
     private(set) var pool: WorkerPool!
     /// The io_uring backend, when a ring could be set up (and UAIO_BACKEND is not `pool`).
     private(set) var uring: URingBackend?
@@ -103,9 +105,15 @@ public final class Engine: @unchecked Sendable {
         let configuration = Configuration.load()
         configuration.reportProblemsOnce()
         guard let engine = Engine(configuration: configuration) else { return nil }
+        if configuration.stats.value { engine.startPublishing() }
         cuaio_register_atfork(engineForkChild)
         cuaio_engine_store(Unmanaged.passRetained(engine).toOpaque())
         return engine
+    }
+
+    /// Publishes this engine's state for `uaio` (Stats); before the engine is shared.
+    func startPublishing() {
+        stats = Stats(engine: self, ringEntries: uring == nil ? nil : configuration.ringEntries.value)
     }
 
     /// The engine if this process has built one (async-signal-safe: one atomic load).
@@ -136,6 +144,7 @@ public final class Engine: @unchecked Sendable {
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
         let e = validateAndQueue(cb, opcode, group: group, &deferred)
         _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
+        if let stats { if e == nil { stats.submitted(opcode) } else { stats.rejected() } }
         return e
     }
 
@@ -222,6 +231,7 @@ public final class Engine: @unchecked Sendable {
             makeReadyLocked(r, &deferred)
         } else {
             s.pointee.state = .held
+            publishLocked(r)
         }
         return nil
     }
@@ -314,6 +324,7 @@ public final class Engine: @unchecked Sendable {
         record.opcode = Opcode.read.rawValue
         record.result = Int64(got)
         record.latencyNs = cuaio_now_ns() &- start
+        stats?.finished(.read, backend: Stats.inlineBackend, .success(got), latencyNs: record.latencyNs)
         deliver(Delivery(record: record, notification: notification, listNotification: .none))
         return .completed
     }
@@ -340,6 +351,12 @@ public final class Engine: @unchecked Sendable {
             s.pointee.backend = .pool
             pool.enqueueLocked(r, &deferred)
         }
+        publishLocked(r)
+    }
+
+    /// Writes request `r`'s record in the stats region (lock held).
+    func publishLocked(_ r: UInt32) {
+        stats?.publish(r, requests[r], live: requests.live)
     }
 
     /// Runs what was deferred under the lock: thread starts and deliveries.
@@ -392,6 +409,10 @@ public final class Engine: @unchecked Sendable {
                                 listNotification: listNotification)
         s.pointee.state = .free
         s.pointee.cb = nil
+        if let stats {
+            stats.finished(s.pointee.opcode, backend: Int(backend.rawValue), result, latencyNs: record.latencyNs)
+            stats.publish(r, s, live: requests.live - 1)
+        }
         requests.give(r)
         // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
         // this (worker) thread, which a concurrent fork() can leave locked in the child.

@@ -37,6 +37,24 @@ public enum Routing {
         return Set(Opcode.allCases.filter { io_uring_opcode_supported(probe, CInt(ringOpcode($0))) != 0 })
     }
 
+    /// The kernel's opcodes by number, as liburing 2.3's header names them (newer ones by number).
+    static let ringOpcodeNames = [
+        "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD", "POLL_REMOVE", "SYNC_FILE_RANGE", "SENDMSG", "RECVMSG", "TIMEOUT", "TIMEOUT_REMOVE", "ACCEPT", "ASYNC_CANCEL", "LINK_TIMEOUT", "CONNECT", "FALLOCATE", "OPENAT", "CLOSE", "FILES_UPDATE", "STATX", "READ", "WRITE", "FADVISE", "MADVISE", "SEND", "RECV", "OPENAT2", "EPOLL_CTL", "SPLICE", "PROVIDE_BUFFERS", "REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT", "UNLINKAT", "MKDIRAT", "SYMLINKAT", "LINKAT", "MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC", "SENDMSG_ZC"
+    ]
+
+    /// Every opcode the kernel's probe reports, by name ("op 52" past the names we know);
+    /// empty without a ring.
+    public static func kernelOpcodes() -> [String] {
+        var ring = io_uring()
+        guard io_uring_queue_init(2, &ring, 0) >= 0 else { return [] }
+        defer { io_uring_queue_exit(&ring) }
+        guard let probe = io_uring_get_probe_ring(&ring) else { return [] }
+        defer { io_uring_free_probe(probe) }
+        return (0...Int(probe.pointee.last_op)).filter { io_uring_opcode_supported(probe, CInt($0)) != 0 }.map {
+            $0 < ringOpcodeNames.count ? ringOpcodeNames[$0] : "op \($0)"
+        }
+    }
+
     /// The routing table for `configuration`, given what the probe found.
     public static func table(_ configuration: Configuration, setupError: Errno?, supported: Set<Opcode>) -> [Route] {
         Opcode.allCases.map { op in

@@ -209,6 +209,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         s.pointee.state = .running
         s.pointee.backend = .uring
         inFlight += 1
+        engine.stats?.publishRing(inFlight: inFlight)
         deferred.submitRing = true
         if !reaperStarted {
             reaperStarted = true
@@ -291,6 +292,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
               s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
         else { return }
         inFlight -= 1
+        engine.stats?.publishRing(inFlight: inFlight)
         if res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !s.pointee.reissued) {
             if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
@@ -407,6 +409,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                         break
                     }
                     inFlight -= 1
+                    engine.stats?.publishRing(inFlight: inFlight)
                     var deferred = Deferred()  // stays empty: nothing readied, no list
                     let result: Result<Int, Errno> = res >= 0 ? .success(Int(res)) : .failure(Errno(-res))
                     spareDeliveries.append(engine.finishLocked(r, result, backend: .uring, &deferred))

@@ -141,6 +141,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         let s = engine.requests[r]
         let q = queues[s.pointee.workClass.rawValue]
         q.push(r, priority: s.pointee.reqprio, engine.requests)
+        defer { engine.stats?.publishWorkers(q) }
         if q.idle > q.claimed {
             q.claimed += 1
             q.condition.signal()
@@ -223,6 +224,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 let job = s.pointee
                 var sleeping = q.workClass == .unbounded || job.mayBlock
                 if sleeping { noteSleeping(q, &deferred) }
+                engine.publishLocked(r)
+                engine.stats?.publishWorkers(q)
                 engine.lock.unlock()
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
@@ -232,6 +235,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 if sleeping { q.blocked -= 1 }
                 // nil: handed to its canceller, which finishes it.
                 if let result { pending = engine.finishLocked(r, result, backend: .pool, &deferred) }
+                engine.stats?.publishWorkers(q)
                 continue
             }
             if pending != nil || !deferred.isEmpty {
@@ -244,6 +248,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             if !waitForWork(q) { break }
         }
         q.total -= 1
+        engine.stats?.publishWorkers(q)
         engine.lock.unlock()
     }
 
@@ -251,6 +256,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// False when the worker should exit.
     private func waitForWork(_ q: WorkQueue) -> Bool {
         q.idle += 1
+        engine.stats?.publishWorkers(q)
+        defer { engine.stats?.publishWorkers(q) }
         let deadline = cuaio_now_ns() + idleNs
         while true {
             let signalled = q.condition.wait(untilNs: deadline)
@@ -369,6 +376,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             return false
         }
         s.pointee.cancel = .requested
+        engine.publishLocked(r)
         kickLocked(s)
         return true
     }

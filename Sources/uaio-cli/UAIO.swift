@@ -6,6 +6,7 @@ struct UAIO: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uaio",
         abstract: "UringAIO: POSIX AIO on io_uring and an io-wq-style worker pool.",
-        subcommands: [Config.self, Bench.self, BenchWorker.self]
+        subcommands: [Probe.self, Config.self, PS.self, Stat.self, Requests.self, Top.self, Run.self, Bench.self,
+                      BenchWorker.self]
     )
 }

@@ -36,5 +36,95 @@ check "bench" \
     'len(j) == 3 and {r["engine"] for r in j} == {"glibc", "uaio/uring", "uaio/pool-noinline"}
      and all(r["iops"] > 0 and r["files"] == 2 and r["depth"] == 4 for r in j)' \
     "$("$uaio" bench --json --seconds 0.3 --runs 1 --depths 4 --files 2 --file-mib 4 --backends uring,pool-noinline)"
+# Inspection: a real child (Tests/cli/busy.c) does 100 reads and a write, and leaves one read
+# blocked on a pipe; ps, stat, requests, top must report exactly that, on the ring and in the pool.
+work=$(mktemp -d /tmp/uaio-cli.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+gcc -O1 -Wall -o "$work/busy" "$(dirname "$0")/busy.c"
+inspect() {  # inspect BACKEND: starts busy with that backend and checks what uaio reports
+    local backend=$1
+    mkfifo "$work/in.$backend"
+    "$uaio" run --backend "$backend" --max-bounded-workers 3 -- "$work/busy" <"$work/in.$backend" >"$work/out.$backend" &
+    local child=$!
+    exec 7>"$work/in.$backend"
+    for _ in $(seq 100); do grep -q ready "$work/out.$backend" 2>/dev/null && break; sleep 0.05; done
+    local pid fd
+    read -r _ pid fd _ <"$work/out.$backend"
+    check "ps ($backend)" "any(p['pid'] == $pid and p['command'] == 'busy' and p['in_flight'] == 1 for p in j)" \
+        "$("$uaio" ps --json)"
+    check "stat ($backend)" \
+        "j['pid'] == $pid and j['in_flight'] == 1 and j['submitted']['read'] == 101 and j['submitted']['write'] == 1
+         and sum(c['completed'] for c in j['completions'] if c['operation'] == 'read') == 100
+         and sum(c['bytes'] for c in j['completions'] if c['operation'] == 'read') == 409600
+         and any(c['operation'] == 'write' and c['completed'] == 1 and c['bytes'] == 512 for c in j['completions'])
+         and all(l['p50_ns'] <= l['p99_ns'] <= l['p999_ns'] for l in j['latency'])
+         and j['ring']['in_use'] == ('$backend' != 'pool')
+         and [w['limit'] for w in j['workers']] == [3, 256]" \
+        "$("$uaio" stat "$pid" --json)"
+    local want_worker="r['worker_tid'] is None"
+    [ "$backend" = pool ] && want_worker="r['worker_tid'] > 0 and r['wchan'] not in (None, '', '?')"
+    check "requests ($backend)" \
+        "len(j) == 1 and [(r['state'], r['backend'], r['operation'], r['fd'], r['length']) for r in j]
+             == [('running', '$backend' if '$backend' == 'pool' else 'uring', 'read', $fd, 8)]
+         and j[0]['path'].startswith('pipe:') and j[0]['age_ns'] > 0 and all($want_worker for r in j)" \
+        "$("$uaio" requests "$pid" --json)"
+    # top, on a pseudo-terminal as a person sees it: two screens, each cleared first.
+    if python3 - "$uaio" "$pid" <<'PY'
+import os, pty, sys
+child, fd = pty.fork()
+if child == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "top", sys.argv[2], "--count", "2", "--interval", "0.2"])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(child, 0)
+text = out.decode(errors="replace")
+ok = status == 0 and text.count("\x1b[2J") == 2 and text.count("requests in flight") == 2 and "pipe:" in text
+sys.exit(0 if ok else 1)
+PY
+    then pass=$((pass+1)); echo "PASS top ($backend)"
+    else fail=$((fail+1)); echo "FAIL top ($backend)"; fi
+    # Another user cannot read it (mode 0600); the command says so with exit code 4.
+    if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+        local rc=0
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$uaio" stat "$pid" >/dev/null 2>"$work/err" || rc=$?
+        if [ $rc = 4 ] && grep -q "not readable by this user" "$work/err"; then pass=$((pass+1)); echo "PASS other user ($backend)"
+        else fail=$((fail+1)); echo "FAIL other user ($backend): exit $rc, $(cat "$work/err")"; fi
+    fi
+    echo go >&7
+    exec 7>&-
+    wait "$child" || { fail=$((fail+1)); echo "FAIL busy ($backend) exited $?"; }
+    # Gone: its region is removed by the next ps, and stat says so (exit 3).
+    "$uaio" ps --json >/dev/null
+    local rc=0
+    "$uaio" stat "$pid" >/dev/null 2>&1 || rc=$?
+    if [ $rc = 3 ] && [ ! -e "/dev/shm/uaio.$pid" ]; then pass=$((pass+1)); echo "PASS ended ($backend)"
+    else fail=$((fail+1)); echo "FAIL ended ($backend): exit $rc"; fi
+}
+inspect pool
+if "$uaio" probe >/dev/null 2>&1; then inspect uring; else echo "SKIP inspect uring: no io_uring here"; fi
+
+check "probe" 'j["kernel"] and j["liburing"] and (j["io_uring"] == ("READ" in j["opcodes"]))
+     and {r["operation"] for r in j["routes"]} == {"read", "write", "fsync", "fdatasync"}' \
+    "$("$uaio" probe --json || true)"
+check "probe without io_uring" 'not j["io_uring"] and "seccomp" in j["why_not"] and j["opcodes"] == []' \
+    "$("$prefix/bin/uaio-no-uring" "$uaio" probe --json || true)"
+# A layout this uaio does not know is refused clearly (exit 5): a fake region with version 99.
+sleep 300 & fake=$!
+python3 -c "
+import struct,sys
+hdr = struct.pack('<QII', 0x314d48534f494155, 99, 4096) + bytes(8192)
+open('/dev/shm/uaio.$fake', 'wb').write(hdr)"
+rc=0; "$uaio" stat "$fake" >/dev/null 2>"$work/err" || rc=$?
+kill $fake; rm -f "/dev/shm/uaio.$fake"
+if [ $rc = 5 ] && grep -q "layout version 99" "$work/err"; then pass=$((pass+1)); echo "PASS unknown layout"
+else fail=$((fail+1)); echo "FAIL unknown layout: exit $rc $(cat "$work/err")"; fi
+
 echo "cli: ${pass} passed, ${fail} failed"
 [ "$fail" -eq 0 ]

@@ -87,6 +87,8 @@ void cuaio_futex_wake(uint32_t *word, int count);
 
 /// A full (seq_cst) fence: orders a plain store before a later load (Dekker pairings).
 static inline void cuaio_fence_seqcst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+/// A release fence: the stores before it are visible before the stores after it.
+static inline void cuaio_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), -1 with errno on failure.
 int cuaio_eventfd(void);
 

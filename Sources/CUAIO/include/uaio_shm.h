@@ -1,0 +1,109 @@
+// The stats region a process using libuaio publishes in /dev/shm/uaio.PID (mode 0600), for the
+// `uaio` command: a fixed header, then one record per request slot. Written by the library with
+// relaxed atomics (counters, gauges) and a per-record sequence lock (requests); read by `uaio`
+// from another process. The layout is versioned: a reader that does not know `version` says so.
+#ifndef UAIO_SHM_H
+#define UAIO_SHM_H
+
+#include <stdint.h>
+
+#define UAIO_SHM_MAGIC 0x314d48534f494155ULL /* "UAIOSHM1" */
+#define UAIO_SHM_VERSION 1u
+
+enum {
+    UAIO_SHM_OPS = 4,       /* read, write, fsync, fdatasync (Opcode raw values) */
+    UAIO_SHM_BACKENDS = 3,  /* pool, uring (BackendKind raw values), inline */
+    UAIO_SHM_BUCKETS = 256, /* latency: log-linear, 4 per power of two (uaio_shm_bucket) */
+    UAIO_SHM_CLASSES = 2,   /* bounded, unbounded */
+};
+
+struct uaio_shm_counters {
+    uint64_t completed, cancelled, failed, bytes;
+};
+
+struct uaio_shm_request {
+    uint32_t seq; /* odd while the library writes the record */
+    uint8_t state; /* 0 free, 1 held, 2 queued, 3 running (RequestState) */
+    uint8_t backend;
+    uint8_t opcode;
+    uint8_t cancel; /* CancelState */
+    int32_t fd;
+    int32_t worker_tid; /* pool, while running */
+    int64_t offset;
+    uint64_t nbytes;
+    uint64_t submitted_ns; /* CLOCK_MONOTONIC */
+    uint32_t generation;
+    uint32_t reserved;
+};
+
+struct uaio_shm_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size; /* offset of requests[] */
+    int32_t pid;
+    uint32_t request_capacity;
+    uint64_t started_ns; /* CLOCK_MONOTONIC when the engine was built */
+    char command[64];
+    uint32_t ring; /* 1 if the ring is in use */
+    uint32_t ring_entries;
+    int32_t cancel_signal;
+    uint32_t in_flight; /* requests in the table */
+    uint32_t ring_in_flight;
+    uint32_t workers_total[UAIO_SHM_CLASSES], workers_idle[UAIO_SHM_CLASSES],
+        workers_blocked[UAIO_SHM_CLASSES], workers_limit[UAIO_SHM_CLASSES], queued[UAIO_SHM_CLASSES];
+    uint32_t reserved;
+    uint64_t submitted[UAIO_SHM_OPS];
+    uint64_t rejected; /* failed at submission */
+    struct uaio_shm_counters counters[UAIO_SHM_OPS][UAIO_SHM_BACKENDS];
+    uint64_t latency[UAIO_SHM_BACKENDS][UAIO_SHM_BUCKETS];
+    /* struct uaio_shm_request requests[request_capacity] at header_size */
+};
+
+/* The latency bucket of `ns`: 4 buckets per power of two. */
+static inline uint32_t uaio_shm_bucket(uint64_t ns) {
+    if (ns < 4) return (uint32_t)ns;
+    uint32_t e = 63u - (uint32_t)__builtin_clzll(ns); /* >= 2 */
+    return 4u * (e - 1u) + (uint32_t)((ns >> (e - 2u)) & 3u);
+}
+
+/* The smallest value of bucket `b`. */
+static inline uint64_t uaio_shm_bucket_floor(uint32_t b) {
+    if (b < 4) return b;
+    uint32_t e = b / 4u + 1u;
+    return (uint64_t)(4u + b % 4u) << (e - 2u);
+}
+
+static inline struct uaio_shm_request *uaio_shm_requests(struct uaio_shm_header *h) {
+    return (struct uaio_shm_request *)((char *)h + h->header_size);
+}
+
+/* The writer's half of a record's sequence lock (the engine lock serialises writers). */
+static inline void uaio_shm_write_begin(struct uaio_shm_request *r) {
+    __atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+static inline void uaio_shm_write_end(struct uaio_shm_request *r) {
+    __atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* The reader's: copies record `r` into `out`; 0 if it was being written (try again). */
+static inline int uaio_shm_read(const struct uaio_shm_request *r, struct uaio_shm_request *out) {
+    uint32_t a = __atomic_load_n(&r->seq, __ATOMIC_ACQUIRE);
+    if (a & 1) return 0;
+    __builtin_memcpy(out, (const void *)r, sizeof *out);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&r->seq, __ATOMIC_RELAXED) == a;
+}
+
+static inline void uaio_shm_add(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline void uaio_shm_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t uaio_shm_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline uint32_t uaio_shm_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+/* Creates /dev/shm/uaio.PID (0600, replacing a stale one) of `size` bytes and maps it shared.
+ * NULL with errno on failure. */
+void *uaio_shm_create(int pid, uint64_t size);
+/* Maps an existing region read-only; `size` gets its size. NULL with errno on failure. */
+void *uaio_shm_open(int pid, uint64_t *size);
+
+#endif

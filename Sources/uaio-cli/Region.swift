@@ -1,0 +1,146 @@
+// Reading another process's stats region (uaio_shm.h): /dev/shm/uaio.PID.
+import CUAIO
+import Glibc
+import UAIOCore
+
+/// Why a region cannot be read; each has its exit code.
+enum RegionError: Error, CustomStringConvertible {
+    case noProcess(pid_t)
+    case notUsingUAIO(pid_t)
+    case permission(pid_t)
+    case unknownLayout(pid_t, version: UInt32)
+    case unreadable(pid_t, Errno)
+
+    var description: String {
+        switch self {
+        case .noProcess(let p): "no process \(p)"
+        case .notUsingUAIO(let p):
+            "process \(p) publishes no libuaio state (not using libuaio, not yet started any I/O, or UAIO_STATS=0)"
+        case .permission(let p): "process \(p)'s libuaio state is not readable by this user (mode 0600: same user only)"
+        case .unknownLayout(let p, let v):
+            "process \(p) publishes layout version \(v); this uaio reads version \(UAIO_SHM_VERSION): use the uaio of that libuaio"
+        case .unreadable(let p, let e): "cannot read process \(p)'s libuaio state: \(e)"
+        }
+    }
+
+    /// 3: no such process or no state; 4: permission; 5: unknown layout; 1: other.
+    var exitCode: Int32 {
+        switch self {
+        case .noProcess, .notUsingUAIO: 3
+        case .permission: 4
+        case .unknownLayout: 5
+        case .unreadable: 1
+        }
+    }
+}
+
+struct Region {
+    let pid: pid_t
+    let base: UnsafeRawPointer
+    let size: Int
+    var header: UnsafePointer<uaio_shm_header> { base.assumingMemoryBound(to: uaio_shm_header.self) }
+
+    static func path(_ pid: pid_t) -> String { "/dev/shm/uaio.\(pid)" }
+
+    /// Whether `pid` is a live process that maps its region (after exec or pid reuse it does not).
+    static func isLive(_ pid: pid_t) -> Bool {
+        if kill(pid, 0) != 0 && errno == ESRCH { return false }
+        let fd = Glibc.open("/proc/\(pid)/maps", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return true }  // another user's: assume it is what it says
+        defer { close(fd) }
+        var text = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while case let n = read(fd, &buf, buf.count), n > 0 { text += buf[0..<n] }
+        return String(decoding: text, as: UTF8.self).contains(path(pid))
+    }
+
+    static func open(_ pid: pid_t) throws(RegionError) -> Region {
+        guard kill(pid, 0) == 0 || errno == EPERM else { throw .noProcess(pid) }
+        var size: UInt64 = 0
+        guard let p = uaio_shm_open(pid, &size) else {
+            switch errno {
+            case ENOENT: throw .notUsingUAIO(pid)
+            case EACCES, EPERM: throw .permission(pid)
+            case let e: throw .unreadable(pid, Errno(e))
+            }
+        }
+        let r = Region(pid: pid, base: UnsafeRawPointer(p), size: Int(size))
+        guard r.header.pointee.magic == UAIO_SHM_MAGIC else { throw .notUsingUAIO(pid) }
+        guard r.header.pointee.version == UAIO_SHM_VERSION else {
+            throw .unknownLayout(pid, version: r.header.pointee.version)
+        }
+        guard isLive(pid) else { throw .notUsingUAIO(pid) }
+        return r
+    }
+
+    /// The pids with a region in /dev/shm; regions of processes gone are removed (ours only:
+    /// the directory is sticky).
+    static func all() -> [pid_t] {
+        guard let dir = opendir("/dev/shm") else { return [] }
+        defer { closedir(dir) }
+        var pids: [pid_t] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasPrefix("uaio."), let pid = pid_t(name.dropFirst(5)) else { continue }
+            if isLive(pid) {
+                pids.append(pid)
+            } else if kill(pid, 0) != 0 && errno == ESRCH || isOld(path(pid)) {
+                unlink(path(pid))  // (a young one may be a region whose process maps it right now)
+            }
+        }
+        return pids.sorted()
+    }
+
+    private static func isOld(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && time(nil) - st.st_mtim.tv_sec > 2
+    }
+
+    var command: String {
+        withUnsafeBytes(of: header.pointee.command) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// The in-flight requests, each read consistently (its sequence lock), with its slot.
+    func requests() -> [(slot: Int, record: uaio_shm_request)] {
+        let n = Int(header.pointee.request_capacity)
+        guard Int(header.pointee.header_size) + n * MemoryLayout<uaio_shm_request>.stride <= size else { return [] }
+        let recs = (base + Int(header.pointee.header_size)).assumingMemoryBound(to: uaio_shm_request.self)
+        var out: [(Int, uaio_shm_request)] = []
+        for i in 0..<n {
+            var r = uaio_shm_request()
+            var tries = 0
+            while uaio_shm_read(recs + i, &r) == 0 && tries < 1000 { tries += 1 }
+            if r.state != 0 { out.append((i, r)) }
+        }
+        return out
+    }
+
+    func counters(op: Int, backend: Int) -> uaio_shm_counters {
+        withUnsafeBytes(of: header.pointee.counters) {
+            $0.load(fromByteOffset: (op * Int(UAIO_SHM_BACKENDS) + backend) * MemoryLayout<uaio_shm_counters>.stride,
+                    as: uaio_shm_counters.self)
+        }
+    }
+
+    func submitted(op: Int) -> UInt64 { withUnsafeBytes(of: header.pointee.submitted) { $0.load(fromByteOffset: op * 8, as: UInt64.self) } }
+
+    /// Latency percentile `q` (0...1) of `backend` in ns (the floor of its bucket), nil if none.
+    func latency(backend: Int, _ q: Double) -> UInt64? {
+        withUnsafeBytes(of: header.pointee.latency) { raw in
+            let counts = (0..<Int(UAIO_SHM_BUCKETS)).map {
+                raw.load(fromByteOffset: (backend * Int(UAIO_SHM_BUCKETS) + $0) * 8, as: UInt64.self)
+            }
+            let total = counts.reduce(0, +)
+            guard total > 0 else { return nil }
+            let want = UInt64((Double(total) * q).rounded(.up))
+            var seen: UInt64 = 0
+            for (b, c) in counts.enumerated() {
+                seen += c
+                if seen >= max(want, 1) { return uaio_shm_bucket_floor(UInt32(b)) }
+            }
+            return nil
+        }
+    }
+
+    func gauge(_ tuple: (UInt32, UInt32), _ i: Int) -> UInt32 { i == 0 ? tuple.0 : tuple.1 }
+}
