@@ -144,7 +144,7 @@ public final class Engine: @unchecked Sendable {
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
         let e = validateAndQueue(cb, opcode, group: group, &deferred)
         _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
-        if let stats { if e == nil { stats.submitted(opcode) } else { stats.rejected() } }
+        if e != nil { stats?.rejected() }  // (accepted ones are counted where they take a slot)
         return e
     }
 
@@ -227,6 +227,7 @@ public final class Engine: @unchecked Sendable {
         if group != nilIndex { groups[group].pointee.remaining += 1 }
         // The aiocb says EINPROGRESS before any worker can see the request.
         cb.markInProgress(slot: r, generation: generation, pid: pid)
+        stats?.submitted(opcode)
         if files.enter(r, s, requests: requests) {
             makeReadyLocked(r, &deferred)
         } else {

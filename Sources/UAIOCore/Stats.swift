@@ -3,7 +3,8 @@
 // byte). Only the process-wide engine publishes (Engine.current), after it is built: never at
 // load time, and again under the child's own pid after fork. UAIO_STATS=0 turns it off.
 //
-// Cost on the hot path: relaxed atomic adds for the counters and the latency histogram, and,
+// Cost on the hot path: relaxed atomic adds for the counters and the latency histogram (an
+// inline read, which takes no slot, is counted only where it completes: two adds), and,
 // for requests that take a slot, one record write per state change under the engine lock (a
 // sequence lock per record: the command copies a record and retries if it changed meanwhile).
 import CUAIO
@@ -13,6 +14,7 @@ final class Stats {
     let header: UnsafeMutablePointer<uaio_shm_header>
     private let records: UnsafeMutablePointer<uaio_shm_request>
     static let inlineBackend = 2
+    static let inlineSampleShift: UInt32 = 4
 
     /// Maps the region for `engine`; nil if /dev/shm cannot hold it (nothing is published).
     init?(engine: Engine, ringEntries: Int?) {
@@ -77,9 +79,16 @@ final class Stats {
         case .failure:
             uaio_shm_add(field + 2, 1)
         }
+        // Inline reads are the cheapest requests (a microsecond): their latency is sampled, 1
+        // in 16, so that publishing stays within its budget (README, Performance).
+        var weight: UInt64 = 1
+        if backend == Self.inlineBackend {
+            guard uaio_shm_sample(Self.inlineSampleShift) != 0 else { return }
+            weight = 1 << Self.inlineSampleShift
+        }
         let hist = (UnsafeMutableRawPointer(header) + MemoryLayout<uaio_shm_header>.offset(of: \.latency)!)
             .assumingMemoryBound(to: UInt64.self)
-        uaio_shm_add(hist + backend * Int(UAIO_SHM_BUCKETS) + Int(uaio_shm_bucket(latencyNs)), 1)
+        uaio_shm_add(hist + backend * Int(UAIO_SHM_BUCKETS) + Int(uaio_shm_bucket(latencyNs)), weight)
     }
 
     // MARK: records and gauges (engine lock held)

@@ -83,7 +83,8 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
                                 ("failed", .int(Int64(c.failed))), ("bytes", .int(Int64(c.bytes)))]))
         }
     }
-    let submitted = (0..<Int(UAIO_SHM_OPS)).map { r.submitted(op: $0) }
+    // Inline reads take no slot: they are counted where they complete.
+    let submitted = (0..<Int(UAIO_SHM_OPS)).map { r.submitted(op: $0) + r.counters(op: $0, backend: 2).completed }
     var workers: [JSON] = [], workerRows: [[String]] = []
     for i in 0..<2 {
         let t = r.gauge(h.workers_total, i), idle = r.gauge(h.workers_idle, i), blocked = r.gauge(h.workers_blocked, i)

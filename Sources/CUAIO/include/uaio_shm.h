@@ -52,10 +52,10 @@ struct uaio_shm_header {
     uint32_t workers_total[UAIO_SHM_CLASSES], workers_idle[UAIO_SHM_CLASSES],
         workers_blocked[UAIO_SHM_CLASSES], workers_limit[UAIO_SHM_CLASSES], queued[UAIO_SHM_CLASSES];
     uint32_t reserved;
-    uint64_t submitted[UAIO_SHM_OPS];
+    uint64_t submitted[UAIO_SHM_OPS]; /* requests that took a slot; inline reads are counted in counters[read][inline] */
     uint64_t rejected; /* failed at submission */
     struct uaio_shm_counters counters[UAIO_SHM_OPS][UAIO_SHM_BACKENDS];
-    uint64_t latency[UAIO_SHM_BACKENDS][UAIO_SHM_BUCKETS];
+    uint64_t latency[UAIO_SHM_BACKENDS][UAIO_SHM_BUCKETS]; /* inline: 1 in 16 sampled, counted 16 times */
     /* struct uaio_shm_request requests[request_capacity] at header_size */
 };
 
@@ -96,6 +96,12 @@ static inline int uaio_shm_read(const struct uaio_shm_request *r, struct uaio_sh
 }
 
 static inline void uaio_shm_add(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+
+/* 1 in `1 << shift` calls on this thread returns 1: for sampling the busiest counters. */
+static inline int uaio_shm_sample(unsigned shift) {
+    static __thread unsigned n;
+    return (++n & ((1u << shift) - 1u)) == 0;
+}
 static inline void uaio_shm_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t uaio_shm_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline uint32_t uaio_shm_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
