@@ -17,6 +17,7 @@ struct Config: ParsableCommand {
             ("UAIO_WORKER_IDLE_MS", "\(c.workerIdleMs.value)", c.workerIdleMs.source.rawValue),
             ("UAIO_MAX_REQUESTS", "\(c.maxRequests.value)", c.maxRequests.source.rawValue),
             ("UAIO_CANCEL_SIGNAL", cancelSignalText(c.cancelSignal.value), c.cancelSignal.source.rawValue),
+            ("UAIO_STATS", c.stats.value ? "1" : "0", c.stats.source.rawValue),
         ]
         let probe = Routing.probe()
         let routes = Routing.table(c, setupError: probe.setupError, supported: probe.supported)
