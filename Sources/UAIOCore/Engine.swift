@@ -32,11 +32,14 @@ public final class Engine: @unchecked Sendable {
     let groups: SlotPool<ListGroup>
     let files: FileTable
     let ring = CompletionRing()
-    /// The stats region for `uaio`, when this engine publishes (set before it is shared).
-    private(set) var stats: Stats? = nil
-    private(set) var pool: WorkerPool!
+    /// The stats region for `uaio`, when this engine publishes. A `let`: a class `var` read on
+    /// the hot path would pay a dynamic exclusivity check each time.
+    let stats: Stats?
+    @exclusivity(unchecked) private(set) var pool: WorkerPool!  // set once, in init (as `uring`)
     /// The io_uring backend, when a ring could be set up (and UAIO_BACKEND is not `pool`).
-    private(set) var uring: URingBackend?
+    /// Set once, in init (it needs `self`). Unchecked: read on every submission, and a class
+    /// `var` would otherwise pay a dynamic exclusivity check each time.
+    @exclusivity(unchecked) private(set) var uring: URingBackend?
     /// Why there is no ring, if there is none.
     public private(set) var ringSetupError: Errno?
     /// UAIO_TRY_INLINE: see `readInline`.
@@ -50,7 +53,8 @@ public final class Engine: @unchecked Sendable {
     public static let maxListLength = 1 << 16
 
     /// `restrictRingTo`: tests only, see URingBackend.init.
-    init?(configuration: Configuration, restrictRingTo: Set<Opcode>? = nil) {
+    /// `publish`: map the stats region (the process-wide engine only; UAIO_STATS permitting).
+    init?(configuration: Configuration, restrictRingTo: Set<Opcode>? = nil, publish: Bool = false) {
         let n = configuration.maxRequests.value
         guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
               let files = FileTable(capacity: n)
@@ -63,6 +67,8 @@ public final class Engine: @unchecked Sendable {
         tryInline = configuration.tryInline.value
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
+        stats = publish && configuration.stats.value
+            ? Stats(pid: pid, capacity: Int(requests.capacity), configuration: configuration) : nil
         pool = WorkerPool(engine: self)
         if configuration.backend.value != .pool {
             do {
@@ -75,6 +81,7 @@ public final class Engine: @unchecked Sendable {
                 }
             }
         }
+        if let uring { stats?.noteRing(entries: uring.entries) }
         Self.instantiateRuntimeMetadata()
     }
 
@@ -104,16 +111,10 @@ public final class Engine: @unchecked Sendable {
         if let engine = existing() { return engine }
         let configuration = Configuration.load()
         configuration.reportProblemsOnce()
-        guard let engine = Engine(configuration: configuration) else { return nil }
-        if configuration.stats.value { engine.startPublishing() }
+        guard let engine = Engine(configuration: configuration, publish: true) else { return nil }
         cuaio_register_atfork(engineForkChild)
         cuaio_engine_store(Unmanaged.passRetained(engine).toOpaque())
         return engine
-    }
-
-    /// Publishes this engine's state for `uaio` (Stats); before the engine is shared.
-    func startPublishing() {
-        stats = Stats(engine: self, ringEntries: uring == nil ? nil : configuration.ringEntries.value)
     }
 
     /// The engine if this process has built one (async-signal-safe: one atomic load).

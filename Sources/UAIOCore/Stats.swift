@@ -13,27 +13,42 @@ import Glibc
 final class Stats {
     let header: UnsafeMutablePointer<uaio_shm_header>
     private let records: UnsafeMutablePointer<uaio_shm_request>
+    /// Fields of the header, located once (a key path's offset is a runtime call).
+    private let submittedBase: UnsafeMutablePointer<UInt64>
+    private let countersBase: UnsafeMutablePointer<UInt64>  // [op][backend] x (completed, cancelled, failed, bytes)
+    private let latencyBase: UnsafeMutablePointer<UInt64>  // [backend][bucket]
+    private let gauges: [UnsafeMutablePointer<UInt32>]  // total, idle, blocked, limit, queued: [class] each
+    private let inFlight: UnsafeMutablePointer<UInt32>
+    private let ringInFlight: UnsafeMutablePointer<UInt32>
     static let inlineBackend = 2
     static let inlineSampleShift: UInt32 = 4
 
-    /// Maps the region for `engine`; nil if /dev/shm cannot hold it (nothing is published).
-    init?(engine: Engine, ringEntries: Int?) {
-        let capacity = Int(engine.requests.capacity)
+    /// Maps the region for process `pid`; nil if /dev/shm cannot hold it (nothing is published).
+    init?(pid: pid_t, capacity: Int, configuration: Configuration) {
         let headerSize = (MemoryLayout<uaio_shm_header>.size + 63) & ~63
         let size = headerSize + capacity * MemoryLayout<uaio_shm_request>.stride
-        guard let raw = uaio_shm_create(engine.pid, UInt64(size)) else { return nil }
+        guard let raw = uaio_shm_create(pid, UInt64(size)) else { return nil }
         header = raw.bindMemory(to: uaio_shm_header.self, capacity: 1)
         records = (raw + headerSize).bindMemory(to: uaio_shm_request.self, capacity: capacity)
+        func field<T>(_ kp: PartialKeyPath<uaio_shm_header>, _: T.Type) -> UnsafeMutablePointer<T> {
+            (raw + MemoryLayout<uaio_shm_header>.offset(of: kp)!).assumingMemoryBound(to: T.self)
+        }
+        submittedBase = field(\.submitted, UInt64.self)
+        countersBase = field(\.counters, UInt64.self)
+        latencyBase = field(\.latency, UInt64.self)
+        gauges = [field(\.workers_total, UInt32.self), field(\.workers_idle, UInt32.self),
+                  field(\.workers_blocked, UInt32.self), field(\.workers_limit, UInt32.self),
+                  field(\.queued, UInt32.self)]
+        inFlight = field(\.in_flight, UInt32.self)
+        ringInFlight = field(\.ring_in_flight, UInt32.self)
         let h = header
         h.pointee.header_size = UInt32(headerSize)
-        h.pointee.pid = engine.pid
+        h.pointee.pid = pid
         h.pointee.request_capacity = UInt32(capacity)
         h.pointee.started_ns = cuaio_now_ns()
-        h.pointee.ring = ringEntries == nil ? 0 : 1
-        h.pointee.ring_entries = UInt32(ringEntries ?? 0)
-        h.pointee.cancel_signal = engine.configuration.cancelSignal.value
-        h.pointee.workers_limit = (UInt32(engine.configuration.maxBoundedWorkers.value),
-                                   UInt32(engine.configuration.maxUnboundedWorkers.value))
+        h.pointee.cancel_signal = configuration.cancelSignal.value
+        h.pointee.workers_limit = (UInt32(configuration.maxBoundedWorkers.value),
+                                   UInt32(configuration.maxUnboundedWorkers.value))
         if let name = Self.commandName() {
             withUnsafeMutableBytes(of: &h.pointee.command) { buf in
                 for (i, c) in name.utf8.prefix(buf.count - 1).enumerated() { buf[i] = c }
@@ -43,6 +58,12 @@ final class Stats {
         // The magic last (release): a reader that sees it sees a filled header.
         cuaio_fence_release()
         h.pointee.magic = UAIO_SHM_MAGIC
+    }
+
+    /// The engine has a ring of `entries` (before the engine is shared).
+    func noteRing(entries: Int) {
+        header.pointee.ring_entries = UInt32(clamping: entries)
+        header.pointee.ring = 1
     }
 
     private static func commandName() -> String? {
@@ -57,19 +78,13 @@ final class Stats {
 
     // MARK: counters (any thread, no lock)
 
-    func submitted(_ op: Opcode) {
-        withUnsafeMutablePointer(to: &header.pointee.submitted) {
-            uaio_shm_add(UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt64.self) + Int(op.rawValue), 1)
-        }
-    }
+    func submitted(_ op: Opcode) { uaio_shm_add(submittedBase + Int(op.rawValue), 1) }
 
     func rejected() { uaio_shm_add(&header.pointee.rejected, 1) }
 
     /// A request ended on backend `backend` (BackendKind raw value, or inlineBackend).
     func finished(_ op: Opcode, backend: Int, _ result: Result<Int, Errno>, latencyNs: UInt64) {
-        let base = UnsafeMutableRawPointer(header) + MemoryLayout<uaio_shm_header>.offset(of: \.counters)!
-        let c = base.assumingMemoryBound(to: uaio_shm_counters.self) + Int(op.rawValue) * Int(UAIO_SHM_BACKENDS) + backend
-        let field = UnsafeMutableRawPointer(c).assumingMemoryBound(to: UInt64.self)  // completed, cancelled, failed, bytes
+        let field = countersBase + (Int(op.rawValue) * Int(UAIO_SHM_BACKENDS) + backend) * 4
         switch result {
         case .success(let n):
             uaio_shm_add(field, 1)
@@ -86,9 +101,7 @@ final class Stats {
             guard uaio_shm_sample(Self.inlineSampleShift) != 0 else { return }
             weight = 1 << Self.inlineSampleShift
         }
-        let hist = (UnsafeMutableRawPointer(header) + MemoryLayout<uaio_shm_header>.offset(of: \.latency)!)
-            .assumingMemoryBound(to: UInt64.self)
-        uaio_shm_add(hist + backend * Int(UAIO_SHM_BUCKETS) + Int(uaio_shm_bucket(latencyNs)), weight)
+        uaio_shm_add(latencyBase + backend * Int(UAIO_SHM_BUCKETS) + Int(uaio_shm_bucket(latencyNs)), weight)
     }
 
     // MARK: records and gauges (engine lock held)
@@ -108,22 +121,17 @@ final class Stats {
         rec.pointee.submitted_ns = s.pointee.submittedNs
         rec.pointee.generation = s.pointee.generation
         uaio_shm_write_end(rec)
-        uaio_shm_store32(&header.pointee.in_flight, live)
+        uaio_shm_store32(inFlight, live)
     }
 
     func publishWorkers(_ q: WorkQueue) {
         let i = q.workClass.rawValue
-        func set(_ kp: WritableKeyPath<uaio_shm_header, (UInt32, UInt32)>, _ v: Int) {
-            let p = (UnsafeMutableRawPointer(header) + MemoryLayout<uaio_shm_header>.offset(of: kp)!)
-                .assumingMemoryBound(to: UInt32.self)
-            uaio_shm_store32(p + i, UInt32(clamping: v))
-        }
-        set(\.workers_total, q.total)
-        set(\.workers_idle, q.idle)
-        set(\.workers_blocked, q.blocked)
-        set(\.workers_limit, q.limit)
-        set(\.queued, q.queued)
+        uaio_shm_store32(gauges[0] + i, UInt32(clamping: q.total))
+        uaio_shm_store32(gauges[1] + i, UInt32(clamping: q.idle))
+        uaio_shm_store32(gauges[2] + i, UInt32(clamping: q.blocked))
+        uaio_shm_store32(gauges[3] + i, UInt32(clamping: q.limit))
+        uaio_shm_store32(gauges[4] + i, UInt32(clamping: q.queued))
     }
 
-    func publishRing(inFlight: Int) { uaio_shm_store32(&header.pointee.ring_in_flight, UInt32(clamping: inFlight)) }
+    func publishRing(inFlight n: Int) { uaio_shm_store32(ringInFlight, UInt32(clamping: n)) }
 }
