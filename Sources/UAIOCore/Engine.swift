@@ -172,13 +172,16 @@ public final class Engine: @unchecked Sendable {
 
         lock.lock()
         defer { lock.unlock() }
-        let found: FileLookup
-        switch lookUpLocked(fd, knownFlags: knownFlags) {
-        case .success(let f): found = f
-        case .failure(let e): return e
+        var entry: FDEntry
+        let status: stat?, kind: FileKind
+        if let hit = files.cached(fd), hit.kind != .stream {
+            (entry, status, kind) = (hit, nil, hit.kind)  // the hot path: nothing to copy or call
+        } else {
+            switch lookUpLocked(fd, knownFlags: knownFlags) {
+            case .success(let f): (entry, status, kind) = (f.entry, f.status, f.kind)
+            case .failure(let e): return e
+            }
         }
-        var entry = found.entry
-        let status = found.status, kind = found.kind
 
         let access = entry.flags & O_ACCMODE
         switch opcode {
@@ -228,7 +231,6 @@ public final class Engine: @unchecked Sendable {
         if group != nilIndex { groups[group].pointee.remaining += 1 }
         // The aiocb says EINPROGRESS before any worker can see the request.
         cb.markInProgress(slot: r, generation: generation, pid: pid)
-        stats?.submitted(opcode)
         if files.enter(r, s, requests: requests) {
             makeReadyLocked(r, &deferred)
         } else {
@@ -326,7 +328,6 @@ public final class Engine: @unchecked Sendable {
         record.opcode = Opcode.read.rawValue
         record.result = Int64(got)
         record.latencyNs = cuaio_now_ns() &- start
-        stats?.finished(.read, backend: Stats.inlineBackend, .success(got), latencyNs: record.latencyNs)
         deliver(Delivery(record: record, notification: notification, listNotification: .none))
         return .completed
     }
@@ -411,10 +412,7 @@ public final class Engine: @unchecked Sendable {
                                 listNotification: listNotification)
         s.pointee.state = .free
         s.pointee.cb = nil
-        if let stats {
-            stats.finished(s.pointee.opcode, backend: Int(backend.rawValue), result, latencyNs: record.latencyNs)
-            stats.publish(r, s, live: requests.live - 1)
-        }
+        stats?.publish(r, s, live: requests.live - 1)
         requests.give(r)
         // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
         // this (worker) thread, which a concurrent fork() can leave locked in the child.
@@ -431,6 +429,7 @@ public final class Engine: @unchecked Sendable {
     /// false only for that thread's own deliveries.
     func deliver(_ d: Delivery, doorbell: Bool = true) {
         ring.publish(d.record)
+        stats?.finished(d.record)  // here, not under the engine lock: it keeps the lock's holds short
         if doorbell { uring?.ringDoorbellIfWaiting() }
         d.notification.deliver(pid: pid)
         d.listNotification.deliver(pid: pid)

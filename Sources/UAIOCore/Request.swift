@@ -131,6 +131,8 @@ let nilIndex = UInt32.max
 
 /// One request. Lists are threaded through slots by index, so queueing never allocates.
 struct RequestSlot {
+    // Laid out by hand: the one-byte fields share the gap before `buffer`, so that a slot is
+    // 136 bytes, as before the cancellation fields came.
     var cb: UnsafeMutablePointer<aiocb>? = nil
     var generation: UInt32 = 0
     var state: RequestState = .free
@@ -145,6 +147,11 @@ struct RequestSlot {
     var mayBlock = false
     /// On tmpfs/ramfs: a memory copy, never worth RWF_NOWAIT, io-wq or another worker.
     var inMemory = false
+    /// The backend that has it (set when it is handed over).
+    var backend: BackendKind = .pool
+    /// Sent back to the pool once after the ring refused it (URingBackend's fallback).
+    var reissued = false
+    var cancel: CancelState = .none
     var buffer: UnsafeMutableRawPointer? = nil
     var nbytes = 0
     var offset: Int64 = 0
@@ -159,18 +166,13 @@ struct RequestSlot {
     var queueNext = nilIndex
     /// The lio_listio group to count down, if any.
     var group = nilIndex
-    /// The backend that has it (set when it is handed over).
-    var backend: BackendKind = .pool
-    /// Sent back to the pool once after the ring refused it (URingBackend's fallback).
-    var reissued = false
     /// The worker thread running it (pool), for the CLI and cancellation.
     var workerTid: pid_t = 0
     /// That worker's eventfd when cancels reach it by poll(2), not by a signal; -1 otherwise.
     var workerWakeFD: CInt = -1
-    var cancel: CancelState = .none
     /// Futex word: 1 once the worker acknowledged a cancel (the canceller sleeps on it).
     var cancelAck: UInt32 = 0
-    var submittedNs: UInt64 = 0
     /// The free list link.
     var nextFree = nilIndex
+    var submittedNs: UInt64 = 0
 }

@@ -3,10 +3,12 @@
 // byte). Only the process-wide engine publishes (Engine.current), after it is built: never at
 // load time, and again under the child's own pid after fork. UAIO_STATS=0 turns it off.
 //
-// Cost on the hot path: relaxed atomic adds for the counters and the latency histogram (an
-// inline read, which takes no slot, is counted only where it completes: two adds), and,
-// for requests that take a slot, one record write per state change under the engine lock (a
-// sequence lock per record: the command copies a record and retries if it changed meanwhile).
+// Cost on the hot path: relaxed atomic adds for the counters and the latency histogram, made
+// where a completion is published, outside the engine lock (nothing counts submissions: the
+// command adds the completions and the requests in flight), and, for requests that take a
+// slot, one record write per state change under the engine lock (a sequence lock per record:
+// the command copies a record and retries if it changed meanwhile). Worker counts are written
+// when they change, not per request. Measured: README, "Looking inside a running process".
 import CUAIO
 import Glibc
 
@@ -14,10 +16,9 @@ final class Stats {
     let header: UnsafeMutablePointer<uaio_shm_header>
     private let records: UnsafeMutablePointer<uaio_shm_request>
     /// Fields of the header, located once (a key path's offset is a runtime call).
-    private let submittedBase: UnsafeMutablePointer<UInt64>
     private let countersBase: UnsafeMutablePointer<UInt64>  // [op][backend] x (completed, cancelled, failed, bytes)
     private let latencyBase: UnsafeMutablePointer<UInt64>  // [backend][bucket]
-    private let gauges: [UnsafeMutablePointer<UInt32>]  // total, idle, blocked, limit, queued: [class] each
+    private let workersTotal, workersIdle, workersBlocked: UnsafeMutablePointer<UInt32>  // [class] each
     private let inFlight: UnsafeMutablePointer<UInt32>
     private let ringInFlight: UnsafeMutablePointer<UInt32>
     static let inlineBackend = 2
@@ -33,12 +34,11 @@ final class Stats {
         func field<T>(_ kp: PartialKeyPath<uaio_shm_header>, _: T.Type) -> UnsafeMutablePointer<T> {
             (raw + MemoryLayout<uaio_shm_header>.offset(of: kp)!).assumingMemoryBound(to: T.self)
         }
-        submittedBase = field(\.submitted, UInt64.self)
         countersBase = field(\.counters, UInt64.self)
         latencyBase = field(\.latency, UInt64.self)
-        gauges = [field(\.workers_total, UInt32.self), field(\.workers_idle, UInt32.self),
-                  field(\.workers_blocked, UInt32.self), field(\.workers_limit, UInt32.self),
-                  field(\.queued, UInt32.self)]
+        workersTotal = field(\.workers_total, UInt32.self)
+        workersIdle = field(\.workers_idle, UInt32.self)
+        workersBlocked = field(\.workers_blocked, UInt32.self)
         inFlight = field(\.in_flight, UInt32.self)
         ringInFlight = field(\.ring_in_flight, UInt32.self)
         let h = header
@@ -78,20 +78,20 @@ final class Stats {
 
     // MARK: counters (any thread, no lock)
 
-    func submitted(_ op: Opcode) { uaio_shm_add(submittedBase + Int(op.rawValue), 1) }
-
     func rejected() { uaio_shm_add(&header.pointee.rejected, 1) }
 
-    /// A request ended on backend `backend` (BackendKind raw value, or inlineBackend).
-    func finished(_ op: Opcode, backend: Int, _ result: Result<Int, Errno>, latencyNs: UInt64) {
-        let field = countersBase + (Int(op.rawValue) * Int(UAIO_SHM_BACKENDS) + backend) * 4
-        switch result {
-        case .success(let n):
+    /// A completion, as it is published (after the engine lock). A record without a request
+    /// slot is an inline read.
+    func finished(_ c: CompletionRecord) {
+        let backend = c.request == nilIndex ? Self.inlineBackend : Int(c.backend)
+        let field = countersBase + (Int(c.opcode) * Int(UAIO_SHM_BACKENDS) + backend) * 4
+        switch c.error {  // completed, cancelled, failed, bytes
+        case 0:
             uaio_shm_add(field, 1)
-            uaio_shm_add(field + 3, UInt64(n))
-        case .failure(.canceled):
+            uaio_shm_add(field + 3, UInt64(max(c.result, 0)))
+        case ECANCELED:
             uaio_shm_add(field + 1, 1)
-        case .failure:
+        default:
             uaio_shm_add(field + 2, 1)
         }
         // Inline reads are the cheapest requests (a microsecond): their latency is sampled, 1
@@ -101,7 +101,7 @@ final class Stats {
             guard uaio_shm_sample(Self.inlineSampleShift) != 0 else { return }
             weight = 1 << Self.inlineSampleShift
         }
-        uaio_shm_add(latencyBase + backend * Int(UAIO_SHM_BUCKETS) + Int(uaio_shm_bucket(latencyNs)), weight)
+        uaio_shm_add(latencyBase + backend * Int(UAIO_SHM_BUCKETS) + Int(uaio_shm_bucket(c.latencyNs)), weight)
     }
 
     // MARK: records and gauges (engine lock held)
@@ -120,17 +120,18 @@ final class Stats {
         rec.pointee.nbytes = UInt64(s.pointee.nbytes)
         rec.pointee.submitted_ns = s.pointee.submittedNs
         rec.pointee.generation = s.pointee.generation
+        rec.pointee.work_class = UInt8(s.pointee.workClass.rawValue)
         uaio_shm_write_end(rec)
         uaio_shm_store32(inFlight, live)
     }
 
+    /// A class's worker counts changed (a worker started, went idle or woke, began or ended a
+    /// sleep in the kernel, exited): not per request, to keep the engine lock's holds short.
     func publishWorkers(_ q: WorkQueue) {
         let i = q.workClass.rawValue
-        uaio_shm_store32(gauges[0] + i, UInt32(clamping: q.total))
-        uaio_shm_store32(gauges[1] + i, UInt32(clamping: q.idle))
-        uaio_shm_store32(gauges[2] + i, UInt32(clamping: q.blocked))
-        uaio_shm_store32(gauges[3] + i, UInt32(clamping: q.limit))
-        uaio_shm_store32(gauges[4] + i, UInt32(clamping: q.queued))
+        uaio_shm_store32(workersTotal + i, UInt32(clamping: q.total))
+        uaio_shm_store32(workersIdle + i, UInt32(clamping: q.idle))
+        uaio_shm_store32(workersBlocked + i, UInt32(clamping: q.blocked))
     }
 
     func publishRing(inFlight n: Int) { uaio_shm_store32(ringInFlight, UInt32(clamping: n)) }

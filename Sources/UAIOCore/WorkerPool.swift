@@ -141,7 +141,6 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         let s = engine.requests[r]
         let q = queues[s.pointee.workClass.rawValue]
         q.push(r, priority: s.pointee.reqprio, engine.requests)
-        defer { engine.stats?.publishWorkers(q) }
         if q.idle > q.claimed {
             q.claimed += 1
             q.condition.signal()
@@ -174,6 +173,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         let awake = q.total - q.blocked
         guard q.workClass == .unbounded || awake < min(runnableCap, waiting) else { return }
         q.total += 1
+        engine.stats?.publishWorkers(q)
         if q.workClass == .bounded { deferred.spawn.bounded += 1 } else { deferred.spawn.unbounded += 1 }
     }
 
@@ -187,6 +187,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         var deferred = Deferred()
         engine.lock.withLock {
             q.total -= 1
+            engine.stats?.publishWorkers(q)
             if q.total == 0 {
                 while let r = q.pop(engine.requests) {
                     deferred.deliveries.append(engine.finishLocked(r, .failure(.again), backend: .pool, &deferred))
@@ -225,17 +226,18 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 var sleeping = q.workClass == .unbounded || job.mayBlock
                 if sleeping { noteSleeping(q, &deferred) }
                 engine.publishLocked(r)
-                engine.stats?.publishWorkers(q)
                 engine.lock.unlock()
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
                 if let d = pending { engine.deliver(d); pending = nil }
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, q, &sleeping)
                 engine.lock.lock()
-                if sleeping { q.blocked -= 1 }
+                if sleeping {
+                    q.blocked -= 1
+                    engine.stats?.publishWorkers(q)
+                }
                 // nil: handed to its canceller, which finishes it.
                 if let result { pending = engine.finishLocked(r, result, backend: .pool, &deferred) }
-                engine.stats?.publishWorkers(q)
                 continue
             }
             if pending != nil || !deferred.isEmpty {
@@ -276,6 +278,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// The worker is about to sleep in the kernel: start another if work would wait.
     private func noteSleeping(_ q: WorkQueue, _ deferred: inout Deferred) {
         q.blocked += 1
+        engine.stats?.publishWorkers(q)
         startWorkerIfUseful(q, &deferred)
     }
 

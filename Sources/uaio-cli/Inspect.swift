@@ -83,12 +83,20 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
                                 ("failed", .int(Int64(c.failed))), ("bytes", .int(Int64(c.bytes)))]))
         }
     }
-    // Inline reads take no slot: they are counted where they complete.
-    let submitted = (0..<Int(UAIO_SHM_OPS)).map { r.submitted(op: $0) + r.counters(op: $0, backend: 2).completed }
+    // Submitted: what ended (on every backend, inline included) plus what is in flight.
+    let records = r.requests()
+    let submitted = (0..<Int(UAIO_SHM_OPS)).map { op in
+        (0..<Int(UAIO_SHM_BACKENDS)).reduce(UInt64(0)) { sum, b in
+            let c = r.counters(op: op, backend: b)
+            return sum + c.completed + c.cancelled + c.failed
+        } + UInt64(records.filter { Int($0.record.opcode) == op }.count)
+    }
     var workers: [JSON] = [], workerRows: [[String]] = []
     for i in 0..<2 {
         let t = r.gauge(h.workers_total, i), idle = r.gauge(h.workers_idle, i), blocked = r.gauge(h.workers_blocked, i)
-        let limit = r.gauge(h.workers_limit, i), queued = r.gauge(h.queued, i)
+        let limit = r.gauge(h.workers_limit, i)
+        // Queued: pool records waiting for a worker of this class (the library keeps no gauge).
+        let queued = records.filter { $0.record.state == 2 && $0.record.backend == 0 && Int($0.record.work_class) == i }.count
         let busy = t >= idle ? t - idle : 0
         workerRows.append([classNames[i], "\(t)", "\(busy)", "\(blocked)", "\(idle)", "\(limit)", "\(queued)"])
         workers.append(.object([("class", .string(classNames[i])), ("total", .int(Int64(t))), ("busy", .int(Int64(busy))),

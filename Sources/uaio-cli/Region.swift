@@ -122,8 +122,6 @@ struct Region {
         }
     }
 
-    func submitted(op: Int) -> UInt64 { withUnsafeBytes(of: header.pointee.submitted) { $0.load(fromByteOffset: op * 8, as: UInt64.self) } }
-
     /// Latency percentile `q` (0...1) of `backend` in ns (the floor of its bucket), nil if none.
     func latency(backend: Int, _ q: Double) -> UInt64? {
         withUnsafeBytes(of: header.pointee.latency) { raw in

@@ -33,7 +33,8 @@ struct uaio_shm_request {
     uint64_t nbytes;
     uint64_t submitted_ns; /* CLOCK_MONOTONIC */
     uint32_t generation;
-    uint32_t reserved;
+    uint8_t work_class; /* 0 bounded, 1 unbounded (WorkClass) */
+    uint8_t reserved[3];
 };
 
 struct uaio_shm_header {
@@ -50,9 +51,10 @@ struct uaio_shm_header {
     uint32_t in_flight; /* requests in the table */
     uint32_t ring_in_flight;
     uint32_t workers_total[UAIO_SHM_CLASSES], workers_idle[UAIO_SHM_CLASSES],
-        workers_blocked[UAIO_SHM_CLASSES], workers_limit[UAIO_SHM_CLASSES], queued[UAIO_SHM_CLASSES];
+        workers_blocked[UAIO_SHM_CLASSES], workers_limit[UAIO_SHM_CLASSES],
+        queued[UAIO_SHM_CLASSES] /* unused: readers count the queued records */;
     uint32_t reserved;
-    uint64_t submitted[UAIO_SHM_OPS]; /* requests that took a slot; inline reads are counted in counters[read][inline] */
+    uint64_t unused[UAIO_SHM_OPS]; /* submissions are not counted: completions + requests in flight */
     uint64_t rejected; /* failed at submission */
     struct uaio_shm_counters counters[UAIO_SHM_OPS][UAIO_SHM_BACKENDS];
     uint64_t latency[UAIO_SHM_BACKENDS][UAIO_SHM_BUCKETS]; /* inline: 1 in 16 sampled, counted 16 times */
@@ -99,7 +101,7 @@ static inline void uaio_shm_add(uint64_t *p, uint64_t v) { __atomic_fetch_add(p,
 
 /* 1 in `1 << shift` calls on this thread returns 1: for sampling the busiest counters. */
 static inline int uaio_shm_sample(unsigned shift) {
-    static __thread unsigned n;
+    static __thread unsigned n __attribute__((tls_model("initial-exec")));  /* no allocation, signal-safe */
     return (++n & ((1u << shift) - 1u)) == 0;
 }
 static inline void uaio_shm_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
