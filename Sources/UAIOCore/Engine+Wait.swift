@@ -4,6 +4,9 @@ import CUAIO
 import Glibc
 
 extension Engine {
+    /// LIO_READV = LIO_READ | 4, LIO_WRITEV = LIO_WRITE | 4 (uaio.h; FreeBSD's LIO_VECTORED).
+    static let lioVectored: CInt = 4
+
     /// lio_listio: submits every entry of `list` (NULL and LIO_NOP entries are skipped); with
     /// `wait` waits for all of them, otherwise notifies `listNotification` once all have
     /// completed. Returns nil, or .again (LIO_NOWAIT) / .io (LIO_WAIT) when some entries could
@@ -23,6 +26,8 @@ extension Engine {
             case CInt(LIO_NOP): continue
             case CInt(LIO_READ): opcode = .read
             case CInt(LIO_WRITE): opcode = .write
+            case CInt(LIO_READ) | Self.lioVectored: opcode = .readv
+            case CInt(LIO_WRITE) | Self.lioVectored: opcode = .writev
             default:
                 cb.markFailed(.invalid, pid: pid)
                 failed = true

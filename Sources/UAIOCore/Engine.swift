@@ -154,6 +154,8 @@ public final class Engine: @unchecked Sendable {
         let reqprio = opcode.isSync ? 0 : cb.pointee.aio_reqprio
         guard reqprio >= 0 && reqprio <= Self.maxRequestPriority else { return .invalid }
         guard cb.pointee.aio_nbytes >= 0 else { return .invalid }  // size_t above SSIZE_MAX
+        // readv/writev: aio_nbytes counts iovecs (1 to IOV_MAX, as readv(2) takes).
+        if opcode.isVectored && !(1...Int(cuaio_iov_max())).contains(cb.pointee.aio_nbytes) { return .invalid }
         guard let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) }) else {
             return .invalid
         }
@@ -185,8 +187,8 @@ public final class Engine: @unchecked Sendable {
 
         let access = entry.flags & O_ACCMODE
         switch opcode {
-        case .read: if access == O_WRONLY { return .badFD }
-        case .write, .fsync, .fdatasync: if access == O_RDONLY { return .badFD }
+        case .read, .readv: if access == O_WRONLY { return .badFD }
+        case .write, .writev, .fsync, .fdatasync: if access == O_RDONLY { return .badFD }
         }
         if liveRequest(for: cb) != nil {
             return .invalid  // the aiocb is already in flight: reusing it would lose a completion
@@ -194,7 +196,7 @@ public final class Engine: @unchecked Sendable {
         let append = entry.flags & O_APPEND != 0
         let stream = kind == .stream
         let offset = Int64(cb.pointee.aio_offset)
-        if !stream && !(append && opcode == .write) && !opcode.isSync && offset < 0 { return .invalid }
+        if !stream && !(append && opcode.isWrite) && !opcode.isSync && offset < 0 { return .invalid }
         guard let r = requests.take() else { return .again }
         if let st = status {
             guard let attached = files.attach(fd: fd, status: st, kind: kind, flags: entry.flags) else {
@@ -217,14 +219,16 @@ public final class Engine: @unchecked Sendable {
         s.pointee.file = entry.file
         s.pointee.group = group
         s.pointee.workClass = stream ? .unbounded : .bounded
-        s.pointee.positioned = !stream && !(append && opcode == .write)
+        s.pointee.positioned = !stream && !(append && opcode.isWrite)
+        // Vectored file I/O has no RWF_NOWAIT probe in the pool: count it as sleeping.
         s.pointee.mayBlock = kind == .block || entry.flags & cuaio_o_direct() != 0 || opcode.isSync
+            || (opcode.isVectored && !stream)
         s.pointee.inMemory = kind == .memory
         s.pointee.lane =
             switch (stream, opcode) {
-            case (true, .read): .streamRead
-            case (true, .write): .streamWrite
-            case (false, .write) where append: .append
+            case (true, let op) where op.isRead: .streamRead
+            case (true, let op) where op.isWrite: .streamWrite
+            case (false, let op) where op.isWrite && append: .append
             default: .none
             }
         s.pointee.submittedNs = cuaio_now_ns()

@@ -9,6 +9,8 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
     case write  // LIO_WRITE, aio_write
     case fsync  // aio_fsync(O_SYNC)
     case fdatasync  // aio_fsync(O_DSYNC)
+    case readv  // LIO_READV, aio_readv (FreeBSD): aio_buf is a struct iovec array, aio_nbytes its count
+    case writev  // LIO_WRITEV, aio_writev
 
     public var name: String {
         switch self {
@@ -16,10 +18,16 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
         case .write: "write"
         case .fsync: "fsync"
         case .fdatasync: "fdatasync"
+        case .readv: "readv"
+        case .writev: "writev"
         }
     }
 
     var isSync: Bool { self == .fsync || self == .fdatasync }
+    var isRead: Bool { self == .read || self == .readv }
+    var isWrite: Bool { self == .write || self == .writev }
+    /// `buffer` is a struct iovec array and `nbytes` its count.
+    var isVectored: Bool { self == .readv || self == .writev }
 }
 
 /// A request's lifecycle. `free` slots hold no request.
@@ -153,6 +161,7 @@ struct RequestSlot {
     var reissued = false
     var cancel: CancelState = .none
     var buffer: UnsafeMutableRawPointer? = nil
+    /// Bytes; for readv/writev, the number of iovecs at `buffer`.
     var nbytes = 0
     var offset: Int64 = 0
     var notification: Notification = .none
@@ -175,4 +184,7 @@ struct RequestSlot {
     /// The free list link.
     var nextFree = nilIndex
     var submittedNs: UInt64 = 0
+
+    /// readv/writev: `buffer` as the iovec array.
+    var iovecs: UnsafePointer<iovec>? { UnsafePointer(buffer?.assumingMemoryBound(to: iovec.self)) }
 }

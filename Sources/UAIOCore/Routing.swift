@@ -17,6 +17,8 @@ public enum Routing {
         case .read: UInt32(IORING_OP_READ.rawValue)
         case .write: UInt32(IORING_OP_WRITE.rawValue)
         case .fsync, .fdatasync: UInt32(IORING_OP_FSYNC.rawValue)
+        case .readv: UInt32(IORING_OP_READV.rawValue)
+        case .writev: UInt32(IORING_OP_WRITEV.rawValue)
         }
     }
 
@@ -65,7 +67,7 @@ public enum Routing {
             if configuration.disabledOnRing.value.contains(op) { return pool("UAIO_URING_DISABLE_OPS") }
             let why = "the kernel's probe has IORING_OP_\(ringOpcodeName(op))"
             return Route(opcode: op, backend: .uring,
-                         reason: op == .write ? why + "; buffered writes to files: pool (faster here)" : why)
+                         reason: op.isWrite ? why + "; buffered writes to files: pool (faster here)" : why)
         }
     }
 
@@ -80,6 +82,8 @@ public enum Routing {
         case .read: "READ"
         case .write: "WRITE"
         case .fsync, .fdatasync: "FSYNC"
+        case .readv: "READV"
+        case .writev: "WRITEV"
         }
     }
 }

@@ -86,6 +86,20 @@ enum NoWaitRead {
 /// fcntl(F_DUPFD_CLOEXEC): a second number for the same open file.
 @inline(never) func system_dup(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fcntl(fd, F_DUPFD_CLOEXEC, 0) } }
 
+/// readv/writev, or preadv/pwritev at `offset`; `interruptible` as for read.
+@inline(never) func system_readv(_ fd: CInt, _ iov: UnsafePointer<iovec>?, _ n: Int, offset: Int64?,
+                                 interruptible: Bool = false) -> Result<Int, Errno> {
+    valueOrErrno(retryOnInterrupt: !interruptible) {
+        if let offset { preadv(fd, iov, CInt(n), off_t(offset)) } else { readv(fd, iov, CInt(n)) }
+    }
+}
+@inline(never) func system_writev(_ fd: CInt, _ iov: UnsafePointer<iovec>?, _ n: Int, offset: Int64?,
+                                  interruptible: Bool = false) -> Result<Int, Errno> {
+    valueOrErrno(retryOnInterrupt: !interruptible) {
+        if let offset { pwritev(fd, iov, CInt(n), off_t(offset)) } else { writev(fd, iov, CInt(n)) }
+    }
+}
+
 /// An eventfd used as a doorbell: add one (wakes its poller) / take everything (resets it).
 @inline(never) func system_eventfdSignal(_ fd: CInt) {
     var one: UInt64 = 1

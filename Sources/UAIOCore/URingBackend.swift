@@ -176,7 +176,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         guard routed[Int(s.pointee.opcode.rawValue)], s.pointee.nbytes <= Int(UInt32.max), !s.pointee.inMemory else {
             return false
         }
-        return !(s.pointee.opcode == .write && s.pointee.workClass == .bounded && !s.pointee.mayBlock)
+        return !(s.pointee.opcode.isWrite && s.pointee.workClass == .bounded && !s.pointee.mayBlock)
     }
 
     // MARK: IOBackend
@@ -205,6 +205,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             io_uring_prep_fsync(sqe, s.pointee.fd, 0)
         case .fdatasync:
             io_uring_prep_fsync(sqe, s.pointee.fd, UInt32(IORING_FSYNC_DATASYNC))
+        case .readv:
+            io_uring_prep_readv(sqe, s.pointee.fd, s.pointee.iovecs, UInt32(s.pointee.nbytes), offset)
+        case .writev:
+            io_uring_prep_writev(sqe, s.pointee.fd, s.pointee.iovecs, UInt32(s.pointee.nbytes), offset)
         }
         io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
         // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.

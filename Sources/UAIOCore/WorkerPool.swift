@@ -295,7 +295,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// A stream request's read or write, which a cancel may interrupt. nil when the request
     /// was handed to its canceller.
     private func performInterruptibly(_ job: RequestSlot, _ r: UInt32) -> Result<Int, Errno>? {
-        guard job.opcode == .read || job.opcode == .write else {
+        guard !job.opcode.isSync else {
             var sleeping = true
             return perform(job, queues[WorkClass.unbounded.rawValue], &sleeping)  // fsync on a stream
         }
@@ -312,7 +312,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         defer { if fd != job.fd { close(fd) } }
         while true {
             if job.workerWakeFD >= 0 {
-                let events = Int16(job.opcode == .read ? POLLIN : POLLOUT)
+                let events = Int16(job.opcode.isRead ? POLLIN : POLLOUT)
                 let ready = cuaio_poll_two(fd, events, job.workerWakeFD)
                 if ready & 2 != 0 {
                     system_eventfdDrain(job.workerWakeFD)
@@ -324,9 +324,13 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 }
                 if ready & 1 == 0 { continue }
             }
-            let result = job.opcode == .read
-                ? system_read(fd, job.buffer, job.nbytes, interruptible: true)
-                : system_write(fd, job.buffer, job.nbytes, interruptible: true)
+            let result: Result<Int, Errno> =
+                switch job.opcode {
+                case .read: system_read(fd, job.buffer, job.nbytes, interruptible: true)
+                case .readv: system_readv(fd, job.iovecs, job.nbytes, offset: nil, interruptible: true)
+                case .writev: system_writev(fd, job.iovecs, job.nbytes, offset: nil, interruptible: true)
+                default: system_write(fd, job.buffer, job.nbytes, interruptible: true)
+                }
             guard case .failure(.interrupted) = result else { return result }
             switch interruption(r) {
             case .resume: continue
@@ -456,6 +460,10 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             return system_fsync(job.fd).map { Int($0) }
         case .fdatasync:
             return system_fdatasync(job.fd).map { Int($0) }
+        case .readv:
+            return system_readv(job.fd, job.iovecs, job.nbytes, offset: job.positioned ? job.offset : nil)
+        case .writev:
+            return system_writev(job.fd, job.iovecs, job.nbytes, offset: job.positioned ? job.offset : nil)
         }
     }
 }

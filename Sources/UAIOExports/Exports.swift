@@ -25,6 +25,11 @@ import UAIOCore
 @_cdecl("aio_write") public func uaio_export_aio_write(_ cb: AIOCB?) -> CInt { submit(cb, .write) }
 @_cdecl("aio_write64") public func uaio_export_aio_write64(_ cb: AIOCB?) -> CInt { submit(cb, .write) }
 
+/// FreeBSD's `aio_readv(2)`/`aio_writev(2)`: `aio_buf` is a `struct iovec` array and
+/// `aio_nbytes` its count (uaio.h). Everything else as for aio_read/aio_write.
+@_cdecl("aio_readv") public func uaio_export_aio_readv(_ cb: AIOCB?) -> CInt { submit(cb, .readv) }
+@_cdecl("aio_writev") public func uaio_export_aio_writev(_ cb: AIOCB?) -> CInt { submit(cb, .writev) }
+
 /// The corresponding C function is `aio_fsync(3)`: O_SYNC or O_DSYNC, a barrier for every
 /// earlier request on the same file.
 @_cdecl("aio_fsync") public func uaio_export_aio_fsync(_ op: CInt, _ cb: AIOCB?) -> CInt { fsync(op, cb) }

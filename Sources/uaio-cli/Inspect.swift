@@ -22,7 +22,7 @@ indirect enum JSON {
     }
 }
 
-let opNames = ["read", "write", "fsync", "fdatasync"]
+let opNames = ["read", "write", "fsync", "fdatasync", "readv", "writev"]
 let backendNames = ["pool", "uring", "inline"]
 let stateNames = ["free", "held", "queued", "running"]
 let cancelNames = ["", "requested", "acknowledged", "abandoned"]

@@ -97,6 +97,48 @@ extension Engine {
         #expect(engine.submittedCount == 3 && engine.completedCount == 3 && engine.inFlight == 0)
     }
 
+    /// readv/writev (FreeBSD's aio_readv/aio_writev): aio_buf is an iovec array, aio_nbytes its
+    /// count; scattered into a file and gathered back, and a count out of range is EINVAL.
+    @Test(arguments: availableKinds)
+    func vectoredReadAndWrite(_ kind: EngineKind) {
+        let engine = kind.make()
+        let fd = tempFile([UInt8](repeating: 0, count: 4096))
+        defer { close(fd) }
+        let parts: [[UInt8]] = [Array("abc".utf8), Array("defgh".utf8), Array("ij".utf8)]
+        let bufs = parts.map { p in
+            let b = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+            b.copyMemory(from: p, byteCount: p.count)
+            return b
+        }
+        defer { bufs.forEach { $0.deallocate() } }
+        let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 3)
+        defer { iov.deallocate() }
+        for i in 0..<3 { iov[i] = iovec(iov_base: bufs[i], iov_len: parts[i].count) }
+        let w = Request(fd: fd, size: 0, offset: 100)
+        w.cb.pointee.aio_buf = UnsafeMutableRawPointer(iov)
+        w.cb.pointee.aio_nbytes = 3
+        #expect(engine.submit(w.cb, .writev) == nil)
+        #expect(engine.finish(w) == (0, 10))
+        let out = UnsafeMutablePointer<iovec>.allocate(capacity: 2)
+        defer { out.deallocate() }
+        let first = UnsafeMutableRawPointer.allocate(byteCount: 4, alignment: 8)
+        let second = UnsafeMutableRawPointer.allocate(byteCount: 6, alignment: 8)
+        defer { first.deallocate(); second.deallocate() }
+        out[0] = iovec(iov_base: first, iov_len: 4)
+        out[1] = iovec(iov_base: second, iov_len: 6)
+        let r = Request(fd: fd, size: 0, offset: 100)
+        r.cb.pointee.aio_buf = UnsafeMutableRawPointer(out)
+        r.cb.pointee.aio_nbytes = 2
+        #expect(engine.submit(r.cb, .readv) == nil)
+        #expect(engine.finish(r) == (0, 10))
+        #expect(Array(UnsafeRawBufferPointer(start: first, count: 4)) == Array("abcd".utf8))
+        #expect(Array(UnsafeRawBufferPointer(start: second, count: 6)) == Array("efghij".utf8))
+        r.cb.pointee.aio_nbytes = 0
+        #expect(engine.submit(r.cb, .readv) == .invalid)
+        r.cb.pointee.aio_nbytes = 1025
+        #expect(engine.submit(r.cb, .readv) == .invalid)
+    }
+
     @Test(arguments: availableKinds)
     func submissionErrors(_ kind: EngineKind) {
         let engine = kind.make(["UAIO_MAX_REQUESTS": "2"])

@@ -111,7 +111,7 @@ inspect pool
 if "$uaio" probe >/dev/null 2>&1; then inspect uring; else echo "SKIP inspect uring: no io_uring here"; fi
 
 check "probe" 'j["kernel"] and j["liburing"] and (j["io_uring"] == ("READ" in j["opcodes"]))
-     and {r["operation"] for r in j["routes"]} == {"read", "write", "fsync", "fdatasync"}' \
+     and {r["operation"] for r in j["routes"]} == {"read", "write", "fsync", "fdatasync", "readv", "writev"}' \
     "$("$uaio" probe --json || true)"
 check "probe without io_uring" 'not j["io_uring"] and "seccomp" in j["why_not"] and j["opcodes"] == []' \
     "$("$prefix/bin/uaio-no-uring" "$uaio" probe --json || true)"

@@ -114,6 +114,8 @@ int cuaio_spawn_notification(void (*fn)(union sigval), union sigval value, pthre
 int cuaio_nsig(void);
 int cuaio_sigrtmin(void);
 int cuaio_sigrtmax(void);
+/// IOV_MAX: the most iovecs readv(2) takes (Linux UIO_MAXIOV).
+static inline int cuaio_iov_max(void) { return 1024; }
 
 /// The pool's cancel signal. Installs a handler that does nothing (without SA_RESTART, so a
 /// blocked system call ends with EINTR) unless the application has a disposition of its own

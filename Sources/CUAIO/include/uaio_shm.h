@@ -11,7 +11,7 @@
 #define UAIO_SHM_VERSION 1u
 
 enum {
-    UAIO_SHM_OPS = 4,       /* read, write, fsync, fdatasync (Opcode raw values) */
+    UAIO_SHM_OPS = 6,       /* read, write, fsync, fdatasync, readv, writev (Opcode raw values) */
     UAIO_SHM_BACKENDS = 3,  /* pool, uring (BackendKind raw values), inline */
     UAIO_SHM_BUCKETS = 256, /* latency: log-linear, 4 per power of two (uaio_shm_bucket) */
     UAIO_SHM_CLASSES = 2,   /* bounded, unbounded */
