@@ -220,9 +220,7 @@ public final class Engine: @unchecked Sendable {
         s.pointee.group = group
         s.pointee.workClass = stream ? .unbounded : .bounded
         s.pointee.positioned = !stream && !(append && opcode.isWrite)
-        // Vectored file I/O has no RWF_NOWAIT probe in the pool: count it as sleeping.
         s.pointee.mayBlock = kind == .block || entry.flags & cuaio_o_direct() != 0 || opcode.isSync
-            || (opcode.isVectored && !stream)
         s.pointee.inMemory = kind == .memory
         s.pointee.lane =
             switch (stream, opcode) {

@@ -223,7 +223,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                     }
                 }
                 let job = s.pointee
-                var sleeping = q.workClass == .unbounded || job.mayBlock
+                // Vectored file I/O has no RWF_NOWAIT probe here: it counts as sleeping.
+                var sleeping = q.workClass == .unbounded || job.mayBlock || job.opcode.isVectored
                 if sleeping { noteSleeping(q, &deferred) }
                 engine.publishLocked(r)
                 engine.lock.unlock()

@@ -38,7 +38,7 @@ uint64_t uaio_requests_submitted(void);
 int uaio_requests_in_flight(void);
 /* Where this process sends an operation now: "uring" or "pool"; NULL for an unknown name.
  * Operations: "read", "write", "fsync", "fdatasync", "readv", "writev". "uring" means every request of that
- * operation the ring can take, with one exception: buffered writes to regular files always go
+ * operation the ring can take, with one exception: buffered writes (and writevs) to regular files go
  * to the pool (faster there: the kernel cannot do them without blocking). Reads whose data is
  * in the page cache complete on the caller's thread before either (UAIO_TRY_INLINE). */
 const char *uaio_backend_for(const char *operation);
