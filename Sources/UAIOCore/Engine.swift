@@ -81,7 +81,7 @@ public final class Engine: @unchecked Sendable {
                 }
             }
         }
-        if let uring { stats?.noteRing(entries: uring.entries) }
+        if let uring { stats?.noteRing(entries: uring.entries, fd: uring.fd) }
         Self.instantiateRuntimeMetadata()
     }
 

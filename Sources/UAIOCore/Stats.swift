@@ -61,8 +61,9 @@ final class Stats {
     }
 
     /// The engine has a ring of `entries` (before the engine is shared).
-    func noteRing(entries: Int) {
+    func noteRing(entries: Int, fd: CInt) {
         header.pointee.ring_entries = UInt32(clamping: entries)
+        header.pointee.ring_fd = fd
         header.pointee.ring = 1
     }
 

@@ -74,8 +74,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         return p
     }()
     var submitCalls: UInt64 { cuaio_load_u64_relaxed(enters) }
-    /// The SQ's size as the kernel made it.
+    /// The SQ's size as the kernel made it, and the ring's fd.
     var entries: Int { Int(ring.pointee.sq.ring_entries) }
+    var fd: CInt { ring.pointee.ring_fd }
     /// The kernel-waiter role: 0 free, 1 held.
     private let role: UnsafeMutablePointer<UInt32> = {
         let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)

@@ -112,6 +112,7 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
         lat.append(.object([("backend", .string(backendNames[b])), ("p50_ns", .int(Int64(p50))),
                             ("p99_ns", .int(Int64(p99))), ("p999_ns", .int(Int64(p999)))]))
     }
+    let sqcq = ringOccupancy(r)
     let json = JSON.object([
         ("pid", .int(Int64(r.pid))), ("command", .string(r.command)),
         ("uptime_ns", .int(Int64(cuaio_now_ns() &- h.started_ns))),
@@ -120,13 +121,17 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
         ("rejected", .int(Int64(h.rejected))),
         ("completions", .array(ops)), ("workers", .array(workers)),
         ("ring", .object([("in_use", .bool(h.ring != 0)), ("entries", .int(Int64(h.ring_entries))),
-                          ("in_flight", .int(Int64(h.ring_in_flight)))])),
+                          ("in_flight", .int(Int64(h.ring_in_flight))),
+                          ("sq_pending", sqcq.map { .int(Int64($0.sq)) } ?? .null),
+                          ("cq_pending", sqcq.map { .int(Int64($0.cq)) } ?? .null)])),
         ("latency", .array(lat)),
     ])
     var text = "pid \(r.pid) (\(r.command)), up \(duration(cuaio_now_ns() &- h.started_ns)), \(h.in_flight) in flight; "
     text += "submitted " + zip(opNames, submitted).map { "\($0) \($1)" }.joined(separator: ", ")
     text += "; rejected \(h.rejected)\n"
-    text += h.ring != 0 ? "ring: \(h.ring_in_flight) of \(h.ring_entries) entries in flight\n" : "ring: not in use\n"
+    text += h.ring == 0 ? "ring: not in use\n"
+        : "ring: \(h.ring_in_flight) in flight, \(h.ring_entries) entries; SQ \(sqcq.map { "\($0.sq)" } ?? "?") "
+            + "unsubmitted, CQ \(sqcq.map { "\($0.cq)" } ?? "?") unreaped\n"
     text += "\n" + renderTable(["operation", "backend", "completed", "cancelled", "failed", "bytes"], rows) + "\n\n"
     text += renderTable(["workers", "total", "busy", "blocked", "idle", "limit", "queued"], workerRows) + "\n\n"
     text += renderTable(["latency", "p50", "p99", "p99.9"], latRows)
@@ -143,6 +148,29 @@ struct Stat: ParsableCommand {
         let report = statReport(try openRegion(pid))
         print(json ? report.json.text : report.text)
     }
+}
+
+/// The ring's SQEs not yet consumed by the kernel and CQEs not yet reaped, from the kernel's own
+/// account: /proc/PID/fdinfo of the ring's fd (SqTail - SqHead, CqTail - CqHead).
+func ringOccupancy(_ r: Region) -> (sq: UInt32, cq: UInt32)? {
+    let h = r.header.pointee
+    guard h.ring != 0, let text = readAll("/proc/\(r.pid)/fdinfo/\(h.ring_fd)") else { return nil }
+    var v: [String: UInt32] = [:]
+    for line in text.split(separator: "\n") {
+        let kv = line.split(separator: ":", maxSplits: 1)
+        if kv.count == 2, let n = UInt32(kv[1].drop { $0 == "\t" || $0 == " " }) { v[String(kv[0])] = n }
+    }
+    guard let sh = v["SqHead"], let st = v["SqTail"], let ch = v["CqHead"], let ct = v["CqTail"] else { return nil }
+    return (st &- sh, ct &- ch)
+}
+
+func readAll(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out = [UInt8](), buf = [UInt8](repeating: 0, count: 4096)
+    while case let n = read(fd, &buf, buf.count), n > 0 { out += buf[0..<n] }
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// The in-flight requests, pg_aios-style.

@@ -59,6 +59,7 @@ inspect() {  # inspect BACKEND: starts busy with that backend and checks what ua
          and any(c['operation'] == 'write' and c['completed'] == 1 and c['bytes'] == 512 for c in j['completions'])
          and all(l['p50_ns'] <= l['p99_ns'] <= l['p999_ns'] for l in j['latency'])
          and j['ring']['in_use'] == ('$backend' != 'pool')
+         and (j['ring']['sq_pending'], j['ring']['cq_pending']) == ((None, None) if '$backend' == 'pool' else (0, 0))
          and [w['limit'] for w in j['workers']] == [3, 256]" \
         "$("$uaio" stat "$pid" --json)"
     local want_worker="r['worker_tid'] is None"

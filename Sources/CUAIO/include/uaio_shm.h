@@ -53,7 +53,7 @@ struct uaio_shm_header {
     uint32_t workers_total[UAIO_SHM_CLASSES], workers_idle[UAIO_SHM_CLASSES],
         workers_blocked[UAIO_SHM_CLASSES], workers_limit[UAIO_SHM_CLASSES],
         queued[UAIO_SHM_CLASSES] /* unused: readers count the queued records */;
-    uint32_t reserved;
+    int32_t ring_fd; /* the ring's fd: its SQ/CQ occupancy is in /proc/PID/fdinfo/ring_fd */
     uint64_t unused[UAIO_SHM_OPS]; /* submissions are not counted: completions + requests in flight */
     uint64_t rejected; /* failed at submission */
     struct uaio_shm_counters counters[UAIO_SHM_OPS][UAIO_SHM_BACKENDS];
