@@ -82,7 +82,7 @@ int cuaio_signal_thread(pid_t tid, int sig) {
 
 int cuaio_poll_two(int fd, short events, int wake) {
     struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = wake, .events = POLLIN}};
-    if (poll(p, 2, -1) < 0) return 0;
+    if (poll(p, 2, -1) < 0) return errno == EINTR ? 0 : 1; /* an error: let the read report it */
     return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
 }
 

@@ -164,6 +164,7 @@ func ringOccupancy(_ r: Region) -> (sq: UInt32, cq: UInt32)? {
     return (st &- sh, ct &- ch)
 }
 
+/// A whole file (one of /proc's), nil if it cannot be read.
 func readAll(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
@@ -208,14 +209,9 @@ func readLink(_ path: String) -> String? {
     return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
+/// The first line of a small file (/proc's wchan, a sysctl).
 func readText(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var buf = [UInt8](repeating: 0, count: 256)
-    let n = read(fd, &buf, buf.count)
-    guard n >= 0 else { return nil }
-    return String(decoding: buf[0..<n].prefix { $0 != 10 }, as: UTF8.self)
+    readAll(path).map { String($0.prefix { $0 != "\n" }) }
 }
 
 struct Requests: ParsableCommand {
@@ -235,6 +231,11 @@ struct Top: ParsableCommand {
     @Argument(help: "The process id.") var pid: Int32
     @Option(help: "Seconds between refreshes.") var interval: Double = 1
     @Option(help: "Stop after this many refreshes (0: until interrupted or the process ends).") var count = 0
+
+    func validate() throws {
+        guard interval > 0 && interval <= 3600 else { throw ValidationError("--interval must be above 0 and at most 3600") }
+        guard count >= 0 else { throw ValidationError("--count must not be negative") }
+    }
 
     func run() throws {
         var n = 0

@@ -45,13 +45,8 @@ struct Region {
     /// Whether `pid` is a live process that maps its region (after exec or pid reuse it does not).
     static func isLive(_ pid: pid_t) -> Bool {
         if kill(pid, 0) != 0 && errno == ESRCH { return false }
-        let fd = Glibc.open("/proc/\(pid)/maps", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return true }  // another user's: assume it is what it says
-        defer { close(fd) }
-        var text = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while case let n = read(fd, &buf, buf.count), n > 0 { text += buf[0..<n] }
-        return String(decoding: text, as: UTF8.self).contains(path(pid))
+        // Another user's maps are unreadable: assume the region is what it says.
+        return readAll("/proc/\(pid)/maps")?.contains(path(pid)) ?? true
     }
 
     static func open(_ pid: pid_t) throws(RegionError) -> Region {

@@ -94,12 +94,8 @@ struct Probe: ParsableCommand {
 
 /// liburing's version, from the name of the file the dynamic linker loaded (liburing.so.2.3).
 func liburingVersion() -> String? {
-    let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var text = [UInt8](), buf = [UInt8](repeating: 0, count: 65536)
-    while case let n = read(fd, &buf, buf.count), n > 0 { text += buf[0..<n] }
-    for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.contains("/liburing.so") {
+    guard let maps = readAll("/proc/self/maps") else { return nil }
+    for line in maps.split(separator: "\n") where line.contains("/liburing.so") {
         guard let path = line.split(separator: " ").last else { continue }
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX))
         guard realpath(String(path), &resolved) != nil else { continue }

@@ -127,7 +127,9 @@ void cuaio_unblock_signal(int sig);
 /// tgkill(getpid(), tid, sig): 0 or an errno.
 int cuaio_signal_thread(pid_t tid, int sig);
 /// poll(2) on {fd, events} and {wake, POLLIN}, without a timeout. Returns a bit
-/// set: 1 when `fd` is ready (or in error), 2 when `wake` is readable; 0 on EINTR.
+/// set: 1 when `fd` is ready or in error (or poll itself failed: the read or write that
+/// follows reports it, rather than the worker polling for ever), 2 when `wake` is readable;
+/// 0 on EINTR.
 int cuaio_poll_two(int fd, short events, int wake);
 
 /// CLOCK_MONOTONIC in nanoseconds.
