@@ -47,7 +47,8 @@ void *uaio_shm_create(int pid, uint64_t size) {
     unlink(path); /* a dead process's region with our pid, or our own before an exec */
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return NULL;
-    if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)size) != 0) {
+    /* Every page allocated now: touching one that a full tmpfs cannot give later is SIGBUS. */
+    if (fchmod(fd, 0600) != 0 || (errno = posix_fallocate(fd, 0, (off_t)size)) != 0) {
         int e = errno;
         close(fd);
         unlink(path);

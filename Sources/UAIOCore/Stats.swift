@@ -21,11 +21,20 @@ final class Stats {
     private let workersTotal, workersIdle, workersBlocked: UnsafeMutablePointer<UInt32>  // [class] each
     private let inFlight: UnsafeMutablePointer<UInt32>
     private let ringInFlight: UnsafeMutablePointer<UInt32>
+    /// Slots below this have a record (requests beyond it are counted, not listed).
+    private let recordCount: UInt32
     static let inlineBackend = 2
     static let inlineSampleShift: UInt32 = 4
+    /// At most this many records: the region's pages are allocated up front (a write to a page
+    /// that a full /dev/shm cannot give would be SIGBUS), so it stays small (200 KiB). The
+    /// slot table hands out its lowest free slots first, so these cover the requests in flight
+    /// unless more than 4096 are.
+    static let maxRecords = 4096
 
     /// Maps the region for process `pid`; nil if /dev/shm cannot hold it (nothing is published).
-    init?(pid: pid_t, capacity: Int, configuration: Configuration) {
+    init?(pid: pid_t, capacity requestCapacity: Int, configuration: Configuration) {
+        let capacity = min(requestCapacity, Self.maxRecords)
+        recordCount = UInt32(capacity)
         let headerSize = (MemoryLayout<uaio_shm_header>.size + 63) & ~63
         let size = headerSize + capacity * MemoryLayout<uaio_shm_request>.stride
         guard let raw = uaio_shm_create(pid, UInt64(size)) else { return nil }
@@ -109,6 +118,8 @@ final class Stats {
 
     /// Writes request `r`'s record from its slot.
     func publish(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32) {
+        uaio_shm_store32(inFlight, live)
+        guard r < recordCount else { return }
         let rec = records + Int(r)
         uaio_shm_write_begin(rec)
         rec.pointee.state = s.pointee.state.rawValue
@@ -123,7 +134,6 @@ final class Stats {
         rec.pointee.generation = s.pointee.generation
         rec.pointee.work_class = UInt8(s.pointee.workClass.rawValue)
         uaio_shm_write_end(rec)
-        uaio_shm_store32(inFlight, live)
     }
 
     /// A class's worker counts changed (a worker started, went idle or woke, began or ended a

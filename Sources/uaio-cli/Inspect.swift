@@ -198,7 +198,9 @@ func requestsReport(_ r: Region) -> (json: JSON, text: String) {
             ("wchan", wchan.isEmpty ? .null : .string(wchan)),
         ]))
     }
-    let text = renderTable(["id", "state", "backend", "op", "fd", "path", "offset", "length", "age", "worker", "blocked in"], rows)
+    var text = renderTable(["id", "state", "backend", "op", "fd", "path", "offset", "length", "age", "worker", "blocked in"], rows)
+    let more = Int(r.header.pointee.in_flight) - items.count
+    if more > 0 { text += "\n(\(more) more in flight in slots past the \(r.header.pointee.request_capacity) published)" }
     return (.array(items), text)
 }
 

@@ -42,7 +42,7 @@ struct uaio_shm_header {
     uint32_t version;
     uint32_t header_size; /* offset of requests[] */
     int32_t pid;
-    uint32_t request_capacity;
+    uint32_t request_capacity; /* records that follow (the first slots; at most 4096) */
     uint64_t started_ns; /* CLOCK_MONOTONIC when the engine was built */
     char command[64];
     uint32_t ring; /* 1 if the ring is in use */
