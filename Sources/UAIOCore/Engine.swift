@@ -249,8 +249,9 @@ public final class Engine: @unchecked Sendable {
         var kind: FileKind
     }
 
-    /// What `fd` is (lock held on entry and on return; released around system calls). A hit
-    /// in the fd cache costs nothing, except on a stream: an fstat checks that the fd was not
+    /// What `fd` is, for a miss or a stream hit (a plain hit is decided inline by the caller:
+    /// nothing to copy under the lock). Lock held on entry and on return; released around
+    /// system calls. A hit in the fd cache costs nothing, except on a stream: an fstat checks that the fd was not
     /// closed and reused for another file while requests still wait on it (they may wait for
     /// ever, and a regular file taken for a stream would be read at the wrong offset). A miss
     /// costs an fstat and an F_GETFL (none if the inline attempt read it), plus an fstatfs for
