@@ -51,6 +51,9 @@ public final class Engine: @unchecked Sendable {
     public static let maxRequestPriority: CInt = 20
     /// The longest list lio_listio takes (our AIO_LISTIO_MAX).
     public static let maxListLength = 1 << 16
+    /// An inline read taking longer than this plus 0.5 ns per byte (2 GB/s) did not just copy
+    /// from the page cache (ReadHint).
+    static let inlineCopyBudgetNs: UInt64 = 5_000
 
     /// `restrictRingTo`: tests only, see URingBackend.init.
     /// `publish`: map the stats region (the process-wide engine only; UAIO_STATS permitting).
@@ -164,7 +167,7 @@ public final class Engine: @unchecked Sendable {
         // of a higher priority (aio_reqprio orders what is pending together).
         var knownFlags: CInt? = nil  // the inline attempt's fcntl, reused on an fd-cache miss
         if opcode == .read && tryInline && pool.queues[WorkClass.bounded.rawValue].queuedHint == 0
-            && !files.wasDirect(fd) && !cb.isInProgress(pid: pid)
+            && files.readHint(fd) != .direct && !cb.isInProgress(pid: pid)
         {
             switch readInline(cb, notification) {
             case .completed: return nil
@@ -309,12 +312,18 @@ public final class Engine: @unchecked Sendable {
     /// normal path, which redoes the read from the start. Reads on regular files obey no
     /// ordering rule, so finishing one early reorders nothing.
     private func readInline(_ cb: AIOCB, _ notification: Notification) -> InlineOutcome {
-        guard case .success(let flags) = system_getfl(cb.pointee.aio_fildes) else { return .declined(flags: nil) }
-        guard flags & O_ACCMODE != O_WRONLY, flags & cuaio_o_direct() == 0, cb.pointee.aio_offset >= 0
-        else { return .declined(flags: flags) }
+        let fd = cb.pointee.aio_fildes
+        var flags: CInt? = nil
+        if files.readHint(fd) != .buffered {  // a wrong .buffered costs one slow read: ReadHint
+            guard case .success(let f) = system_getfl(fd) else { return .declined(flags: nil) }
+            files.setReadHint(fd, ReadHint(flags: f))
+            flags = f
+            guard f & cuaio_o_direct() == 0 else { return .declined(flags: f) }
+        }
+        guard cb.pointee.aio_offset >= 0 else { return .declined(flags: flags) }
         let start = cuaio_now_ns()
         let n = cb.pointee.aio_nbytes
-        let fd = cb.pointee.aio_fildes, offset = Int64(cb.pointee.aio_offset)
+        let offset = Int64(cb.pointee.aio_offset)
         let buffer = UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
         var result = system_preadNoWait(fd, buffer, n, offset)
         if case .unsupported = result, system_inMemory(fd) {
@@ -323,6 +332,10 @@ public final class Engine: @unchecked Sendable {
         }
         guard case .done(.success(let got)) = result, got == n || got == 0  // all of it, or end of file
         else { return .declined(flags: flags) }
+        let elapsed = cuaio_now_ns() &- start
+        // Slower than a copy from memory can be: the device's time, maybe an fd that became
+        // O_DIRECT behind a stale hint; look at its flags again next time.
+        if elapsed > Self.inlineCopyBudgetNs + UInt64(n) / 2 { files.setReadHint(fd, .unknown) }
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
         cb.storeResult(.success(got))
         _ = cuaio_add_u64_relaxed(counters + 1, 1)
@@ -330,7 +343,7 @@ public final class Engine: @unchecked Sendable {
         record.request = nilIndex
         record.opcode = Opcode.read.rawValue
         record.result = Int64(got)
-        record.latencyNs = cuaio_now_ns() &- start
+        record.latencyNs = elapsed
         deliver(Delivery(record: record, notification: notification, listNotification: .none))
         return .completed
     }

@@ -81,15 +81,30 @@ struct FDEntry {
     var file: UInt32 { fileSlot &- 1 }
 }
 
+/// What the inline read path believes about an fd number, so that it can skip the F_GETFL
+/// that tells an O_DIRECT fd (never read inline: RWF_NOWAIT does not stop a direct read from
+/// waiting for the device) from a buffered one. The belief can go stale without our knowing
+/// (close and reopen under the same number, F_SETFL): a `buffered` fd that became O_DIRECT
+/// then gets one read done synchronously, with the right result, and the read's duration
+/// (a device's, not a copy's) turns the hint back to `unknown`. A `direct` fd that became
+/// buffered goes down the normal path, whose lookup corrects the hint.
+enum ReadHint: UInt32 {
+    case unknown = 0
+    case direct = 1
+    case buffered = 2
+
+    init(flags: CInt) { self = flags & cuaio_o_direct() != 0 ? .direct : .buffered }
+}
+
 final class FileTable {
     let files: SlotPool<FileState>
     private let buckets: UnsafeMutablePointer<UInt32>
     private let bucketMask: UInt32
     private let fds: UnsafeMutablePointer<FDEntry>
-    /// Per fd number: 1 if it was O_DIRECT when last attached. Read without the lock (relaxed:
-    /// a hint) by the inline path, which then skips its F_GETFL: an O_DIRECT read is never
-    /// done inline, and a stale hint only sends a read down the normal path.
-    private let directHints: UnsafeMutablePointer<UInt32>
+    /// Per fd number, what its F_GETFL said last (`ReadHint`). Read and written without the lock
+    /// (relaxed: a hint, never a fact) by the inline path; see `ReadHint` for why a stale one
+    /// costs at most one slow read.
+    private let readHints: UnsafeMutablePointer<UInt32>
     static let cachedFDs: CInt = 1 << 16
 
     init?(capacity: Int) {
@@ -103,7 +118,7 @@ final class FileTable {
         guard let raw = system_mmapAnonymous(Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride) else { return nil }
         fds = raw.bindMemory(to: FDEntry.self, capacity: Int(Self.cachedFDs))
         guard let hints = system_mmapAnonymous(Int(Self.cachedFDs) * 4) else { return nil }
-        directHints = hints.bindMemory(to: UInt32.self, capacity: Int(Self.cachedFDs))
+        readHints = hints.bindMemory(to: UInt32.self, capacity: Int(Self.cachedFDs))
     }
 
     /// The cached entry for `fd`, if its file still has requests in flight.
@@ -116,9 +131,16 @@ final class FileTable {
         return e
     }
 
-    /// Whether `fd` was O_DIRECT when last attached (no lock; see `directHints`).
-    func wasDirect(_ fd: CInt) -> Bool {
-        fd >= 0 && fd < Self.cachedFDs && cuaio_load_u32_relaxed(directHints + Int(fd)) != 0
+    /// What `fd`'s flags were when last looked at (no lock; see `readHints`).
+    func readHint(_ fd: CInt) -> ReadHint {
+        guard fd >= 0 && fd < Self.cachedFDs else { return .unknown }
+        return ReadHint(rawValue: cuaio_load_u32_relaxed(readHints + Int(fd))) ?? .unknown
+    }
+
+    /// Remembers what `fd`'s flags say (or forgets, with `.unknown`); no lock.
+    func setReadHint(_ fd: CInt, _ hint: ReadHint) {
+        guard fd >= 0 && fd < Self.cachedFDs else { return }
+        cuaio_store_u32_relaxed(readHints + Int(fd), hint.rawValue)
     }
 
     /// The inode `fd` referred to when it was last attached, and its kind, even if its requests
@@ -154,7 +176,7 @@ final class FileTable {
         (e.device, e.inode, e.kind) = (dev, ino, files[i].pointee.kind)
         if fd >= 0 && fd < Self.cachedFDs {
             fds[Int(fd)] = e
-            cuaio_store_u32_relaxed(directHints + Int(fd), flags & cuaio_o_direct() != 0 ? 1 : 0)
+            setReadHint(fd, ReadHint(flags: flags))
         }
         return e
     }

@@ -97,6 +97,45 @@ extension Engine {
         #expect(engine.submittedCount == 3 && engine.completedCount == 3 && engine.inFlight == 0)
     }
 
+    /// The inline path skips F_GETFL on an fd number it has seen buffered (ReadHint). That
+    /// number closed and reused for an O_DIRECT file (dup2 here) still reads the right bytes:
+    /// the first read is done synchronously, takes the device's time and clears the hint; the
+    /// second looks at the flags again and leaves the inline path for good.
+    @Test(arguments: [EngineKind.uring, .pool].filter(availableKinds.contains))
+    func aReusedFdNumberThatBecameDirect(_ kind: EngineKind) throws {
+        let engine = kind.make()
+        let fd = tempFile(Array(repeating: 0x11, count: 4096))
+        defer { close(fd) }
+        let a = Request(fd: fd, size: 4096)
+        #expect(engine.submit(a.cb, .read) == nil)
+        #expect(engine.finish(a) == (0, 4096))
+        #expect(engine.files.readHint(fd) == .buffered)
+
+        // A file on the root file system (ext4: O_DIRECT reads go to the disk), not in the cache.
+        var template = Array("/var/tmp/uaio-direct-XXXXXX".utf8CString)
+        let w = mkstemp(&template)
+        try #require(w >= 0)
+        defer { unlink(template) }
+        #expect(pwrite(w, Array(repeating: UInt8(0x22), count: 1 << 20), 1 << 20, 0) == 1 << 20)
+        #expect(fsync(w) == 0 && posix_fadvise(w, 0, 0, POSIX_FADV_DONTNEED) == 0)
+        close(w)
+        let direct = open(template, O_RDONLY | cuaio_o_direct())
+        try #require(direct >= 0, "O_DIRECT open: errno \(errno)")
+        #expect(dup2(direct, fd) == fd)
+        close(direct)
+
+        let b = Request(fd: fd, size: 4096, offset: 8192)
+        #expect(engine.submit(b.cb, .read) == nil)
+        #expect(engine.finish(b) == (0, 4096))
+        #expect(b.bytes.allSatisfy { $0 == 0x22 })
+        #expect(engine.files.readHint(fd) == .unknown, "a read from the disk took less than \(Engine.inlineCopyBudgetNs) ns")
+        let c = Request(fd: fd, size: 4096, offset: 12288)
+        #expect(engine.submit(c.cb, .read) == nil)
+        #expect(engine.finish(c) == (0, 4096))
+        #expect(c.bytes.allSatisfy { $0 == 0x22 })
+        #expect(engine.files.readHint(fd) == .direct)
+    }
+
     /// readv/writev (FreeBSD's aio_readv/aio_writev): aio_buf is an iovec array, aio_nbytes its
     /// count; scattered into a file and gathered back, and a count out of range is EINVAL.
     @Test(arguments: availableKinds)
