@@ -28,6 +28,9 @@ extension Engine {
             case CInt(LIO_WRITE): opcode = .write
             case CInt(LIO_READ) | Self.lioVectored: opcode = .readv
             case CInt(LIO_WRITE) | Self.lioVectored: opcode = .writev
+            case CInt(LIO_UAIO):
+                guard let op = Self.extendedOpcode(cb) else { fallthrough }
+                opcode = op
             default:
                 cb.markFailed(.invalid, pid: pid)
                 failed = true

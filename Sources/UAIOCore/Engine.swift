@@ -31,6 +31,9 @@ public final class Engine: @unchecked Sendable {
     let requests: SlotPool<RequestSlot>
     let groups: SlotPool<ListGroup>
     let files: FileTable
+    /// Per request slot: the submitter's identity, for requests whose `hasCredentials` is set
+    /// (Engine+Operations). Mapped untouched: pages appear when credentials are first kept.
+    let credentials: UnsafeMutablePointer<cuaio_creds>
     let ring = CompletionRing()
     /// The stats region for `uaio`, when this engine publishes. A `let`: a class `var` read on
     /// the hot path would pay a dynamic exclusivity check each time.
@@ -60,8 +63,10 @@ public final class Engine: @unchecked Sendable {
     init?(configuration: Configuration, restrictRingTo: Set<Opcode>? = nil, publish: Bool = false) {
         let n = configuration.maxRequests.value
         guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
-              let files = FileTable(capacity: n)
+              let files = FileTable(capacity: n),
+              let creds = system_mmapAnonymous(n * MemoryLayout<cuaio_creds>.stride)
         else { return nil }
+        credentials = creds.bindMemory(to: cuaio_creds.self, capacity: n)
         self.configuration = configuration
         self.pid = getpid()
         self.requests = requests
@@ -162,6 +167,7 @@ public final class Engine: @unchecked Sendable {
         guard let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) }) else {
             return .invalid
         }
+        if opcode.isExtended { return queueExtended(cb, opcode, reqprio: reqprio, notification, group: group, &deferred) }
         guard fd >= 0 else { return .badFD }
         // Inline only while no bounded work is queued: it must not overtake queued requests
         // of a higher priority (aio_reqprio orders what is pending together).
@@ -192,6 +198,7 @@ public final class Engine: @unchecked Sendable {
         switch opcode {
         case .read, .readv: if access == O_WRONLY { return .badFD }
         case .write, .writev, .fsync, .fdatasync: if access == O_RDONLY { return .badFD }
+        default: break  // (the uaio_ops.h operations took queueExtended)
         }
         if liveRequest(for: cb) != nil {
             return .invalid  // the aiocb is already in flight: reusing it would lose a completion
@@ -411,9 +418,15 @@ public final class Engine: @unchecked Sendable {
         record.latencyNs = cuaio_now_ns() &- s.pointee.submittedNs
         s.pointee.cb!.storeResult(result)
 
-        let (a, b) = files.leave(r, s, requests: requests)
-        if a != nilIndex { makeReadyLocked(a, &deferred) }
-        if b != nilIndex { makeReadyLocked(b, &deferred) }
+        if s.pointee.file != nilIndex {
+            let (a, b) = files.leave(r, s, requests: requests)
+            if a != nilIndex { makeReadyLocked(a, &deferred) }
+            if b != nilIndex { makeReadyLocked(b, &deferred) }
+        }
+        if s.pointee.hasCredentials {
+            cuaio_creds_release(credentials + Int(r))
+            s.pointee.hasCredentials = false
+        }
 
         var listNotification = Notification.none
         let g = s.pointee.group

@@ -3,7 +3,8 @@
 import CUAIO
 import Glibc
 
-/// The operations the engine runs.
+/// The operations the engine runs: POSIX AIO's and FreeBSD's (an aiocb), then those of
+/// uaio_ops.h (a uaiocb), in the order of its `enum uaio_op`, so that `init(uaioOp:)` is a sum.
 public enum Opcode: UInt8, Sendable, CaseIterable {
     case read  // LIO_READ, aio_read
     case write  // LIO_WRITE, aio_write
@@ -11,15 +12,23 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
     case fdatasync  // aio_fsync(O_DSYNC)
     case readv  // LIO_READV, aio_readv (FreeBSD): aio_buf is a struct iovec array, aio_nbytes its count
     case writev  // LIO_WRITEV, aio_writev
+    case openat, openat2, close, statx, fallocate, ftruncate, fadvise, readahead, syncFileRange
+    case renameat, unlinkat, mkdirat, symlinkat, linkat, fgetxattr, fsetxattr
+    case fchmod, fchmodat, fchown, fchownat, utimensat, getdents64, copyFileRange, readlinkat, syncfs
+
+    /// A uaiocb's `uaio_op` (UAIO_OP_OPENAT is 1); nil when it names nothing.
+    init?(uaioOp: CInt) {
+        guard uaioOp >= 1, let op = Opcode(rawValue: UInt8(clamping: Int(uaioOp) - 1 + Int(Opcode.openat.rawValue))),
+              op.isExtended
+        else { return nil }
+        self = op
+    }
 
     public var name: String {
         switch self {
-        case .read: "read"
-        case .write: "write"
-        case .fsync: "fsync"
-        case .fdatasync: "fdatasync"
-        case .readv: "readv"
-        case .writev: "writev"
+        case .syncFileRange: "sync_file_range"
+        case .copyFileRange: "copy_file_range"
+        default: "\(self)"
         }
     }
 
@@ -28,6 +37,26 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
     var isWrite: Bool { self == .write || self == .writev }
     /// `buffer` is a struct iovec array and `nbytes` its count.
     var isVectored: Bool { self == .readv || self == .writev }
+    /// aio_return counts bytes moved (not an fd, not 0).
+    var resultIsBytes: Bool {
+        switch self {
+        case .read, .write, .readv, .writev, .getdents64, .copyFileRange, .readlinkat, .fgetxattr: true
+        default: false
+        }
+    }
+    /// Submitted with a uaiocb (uaio_ops.h), run by ops.c: no file ordering, no inline path.
+    var isExtended: Bool { rawValue >= Opcode.openat.rawValue }
+    /// Resolves a path or checks the caller's identity: runs with the submitter's fsuid,
+    /// fsgid and groups (Credentials). Read, write, fsync and the like on an open fd need none:
+    /// the open checked them.
+    var needsCredentials: Bool {
+        switch self {
+        case .openat, .openat2, .statx, .renameat, .unlinkat, .mkdirat, .symlinkat, .linkat, .fgetxattr,
+             .fsetxattr, .fchmod, .fchmodat, .fchown, .fchownat, .utimensat, .readlinkat:
+            true
+        default: false
+        }
+    }
 }
 
 /// A request's lifecycle. `free` slots hold no request.
@@ -160,6 +189,8 @@ struct RequestSlot {
     /// Sent back to the pool once after the ring refused it (URingBackend's fallback).
     var reissued = false
     var cancel: CancelState = .none
+    /// Runs with the submitter's identity, kept at the same index in `Engine.credentials`.
+    var hasCredentials = false
     var buffer: UnsafeMutableRawPointer? = nil
     /// Bytes; for readv/writev, the number of iovecs at `buffer`.
     var nbytes = 0

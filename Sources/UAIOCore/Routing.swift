@@ -11,15 +11,35 @@ public struct Route: Sendable, Equatable {
 }
 
 public enum Routing {
-    /// The io_uring opcode that serves an operation.
-    static func ringOpcode(_ op: Opcode) -> UInt32 {
+    /// The io_uring opcode that serves an operation; nil where io_uring has none (the pool's).
+    static func ringOpcode(_ op: Opcode) -> UInt32? {
+        let o: io_uring_op
         switch op {
-        case .read: UInt32(IORING_OP_READ.rawValue)
-        case .write: UInt32(IORING_OP_WRITE.rawValue)
-        case .fsync, .fdatasync: UInt32(IORING_OP_FSYNC.rawValue)
-        case .readv: UInt32(IORING_OP_READV.rawValue)
-        case .writev: UInt32(IORING_OP_WRITEV.rawValue)
+        case .read: o = IORING_OP_READ
+        case .write: o = IORING_OP_WRITE
+        case .fsync, .fdatasync: o = IORING_OP_FSYNC
+        case .readv: o = IORING_OP_READV
+        case .writev: o = IORING_OP_WRITEV
+        case .openat: o = IORING_OP_OPENAT
+        case .openat2: o = IORING_OP_OPENAT2
+        case .close: o = IORING_OP_CLOSE
+        case .statx: o = IORING_OP_STATX
+        case .fallocate: o = IORING_OP_FALLOCATE
+        case .ftruncate: return 55  // IORING_OP_FTRUNCATE (6.9), newer than liburing 2.3's header
+        case .fadvise: o = IORING_OP_FADVISE
+        case .syncFileRange: o = IORING_OP_SYNC_FILE_RANGE
+        case .renameat: o = IORING_OP_RENAMEAT
+        case .unlinkat: o = IORING_OP_UNLINKAT
+        case .mkdirat: o = IORING_OP_MKDIRAT
+        case .symlinkat: o = IORING_OP_SYMLINKAT
+        case .linkat: o = IORING_OP_LINKAT
+        case .fgetxattr: o = IORING_OP_FGETXATTR
+        case .fsetxattr: o = IORING_OP_FSETXATTR
+        case .readahead, .fchmod, .fchmodat, .fchown, .fchownat, .utimensat, .getdents64, .copyFileRange,
+             .readlinkat, .syncfs:
+            return nil
         }
+        return UInt32(o.rawValue)
     }
 
     /// What this process can do with io_uring: nil when a ring can be set up, else the errno
@@ -36,12 +56,15 @@ public enum Routing {
     static func supported(_ ring: UnsafeMutablePointer<io_uring>) -> Set<Opcode> {
         guard let probe = io_uring_get_probe_ring(ring) else { return [] }
         defer { io_uring_free_probe(probe) }
-        return Set(Opcode.allCases.filter { io_uring_opcode_supported(probe, CInt(ringOpcode($0))) != 0 })
+        return Set(Opcode.allCases.filter { op in
+            ringOpcode(op).map { io_uring_opcode_supported(probe, CInt($0)) != 0 } ?? false
+        })
     }
 
-    /// The kernel's opcodes by number, as liburing 2.3's header names them (newer ones by number).
+    /// The kernel's opcodes by number, as its uapi header names them (to 6.15's PIPE; newer ones by number).
     static let ringOpcodeNames = [
-        "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD", "POLL_REMOVE", "SYNC_FILE_RANGE", "SENDMSG", "RECVMSG", "TIMEOUT", "TIMEOUT_REMOVE", "ACCEPT", "ASYNC_CANCEL", "LINK_TIMEOUT", "CONNECT", "FALLOCATE", "OPENAT", "CLOSE", "FILES_UPDATE", "STATX", "READ", "WRITE", "FADVISE", "MADVISE", "SEND", "RECV", "OPENAT2", "EPOLL_CTL", "SPLICE", "PROVIDE_BUFFERS", "REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT", "UNLINKAT", "MKDIRAT", "SYMLINKAT", "LINKAT", "MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC", "SENDMSG_ZC"
+        "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD", "POLL_REMOVE", "SYNC_FILE_RANGE", "SENDMSG", "RECVMSG", "TIMEOUT", "TIMEOUT_REMOVE", "ACCEPT", "ASYNC_CANCEL", "LINK_TIMEOUT", "CONNECT", "FALLOCATE", "OPENAT", "CLOSE", "FILES_UPDATE", "STATX", "READ", "WRITE", "FADVISE", "MADVISE", "SEND", "RECV", "OPENAT2", "EPOLL_CTL", "SPLICE", "PROVIDE_BUFFERS", "REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT", "UNLINKAT", "MKDIRAT", "SYMLINKAT", "LINKAT", "MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC", "SENDMSG_ZC",
+        "READ_MULTISHOT", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_WAITV", "FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN", "RECV_ZC", "EPOLL_WAIT", "READV_FIXED", "WRITEV_FIXED", "PIPE",
     ]
 
     /// Every opcode the kernel's probe reports, by name ("op 52" past the names we know);
@@ -63,9 +86,10 @@ public enum Routing {
             func pool(_ why: String) -> Route { Route(opcode: op, backend: .pool, reason: why) }
             if configuration.backend.value == .pool { return pool("UAIO_BACKEND=pool") }
             if let e = setupError { return pool("no io_uring here: \(e) (errno \(e.rawValue))") }
-            if !supported.contains(op) { return pool("the kernel's probe lacks IORING_OP_\(ringOpcodeName(op))") }
+            guard let ringName = ringOpcodeName(op) else { return pool("io_uring has no opcode for it") }
+            if !supported.contains(op) { return pool("the kernel's probe lacks IORING_OP_\(ringName)") }
             if configuration.disabledOnRing.value.contains(op) { return pool("UAIO_URING_DISABLE_OPS") }
-            let why = "the kernel's probe has IORING_OP_\(ringOpcodeName(op))"
+            let why = "the kernel's probe has IORING_OP_\(ringName)"
             return Route(opcode: op, backend: .uring,
                          reason: op.isWrite ? why + "; buffered writes to files: pool (faster here)" : why)
         }
@@ -77,13 +101,7 @@ public enum Routing {
         return table(configuration, setupError: p.setupError, supported: p.supported)
     }
 
-    static func ringOpcodeName(_ op: Opcode) -> String {
-        switch op {
-        case .read: "READ"
-        case .write: "WRITE"
-        case .fsync, .fdatasync: "FSYNC"
-        case .readv: "READV"
-        case .writev: "WRITEV"
-        }
+    static func ringOpcodeName(_ op: Opcode) -> String? {
+        ringOpcode(op).map { Int($0) < ringOpcodeNames.count ? ringOpcodeNames[Int($0)] : "op \($0)" }
     }
 }

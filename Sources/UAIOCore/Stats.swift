@@ -98,7 +98,7 @@ final class Stats {
         switch c.error {  // completed, cancelled, failed, bytes
         case 0:
             uaio_shm_add(field, 1)
-            uaio_shm_add(field + 3, UInt64(max(c.result, 0)))
+            if Opcode(rawValue: c.opcode)?.resultIsBytes == true { uaio_shm_add(field + 3, UInt64(max(c.result, 0))) }
         case ECANCELED:
             uaio_shm_add(field + 1, 1)
         default:

@@ -116,6 +116,11 @@ enum NoWaitRead {
 }
 
 /// fcntl(F_GETFL): the open file description's status flags and access mode.
+/// A uaio_ops.h operation's system call (ops.c: EINTR retried there, except close's).
+@inline(never) func system_extended(_ cb: AIOCB?) -> Result<Int, Errno> {
+    let r = cuaio_op_perform(cb)
+    return r >= 0 ? .success(r) : .failure(Errno(CInt(-r)))
+}
 @inline(never) func system_getfl(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fcntl(fd, F_GETFL) } }
 
 @inline(never) func system_mmapAnonymous(_ bytes: Int) -> UnsafeMutableRawPointer? {

@@ -63,6 +63,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     private let cqLock = Lock()
     /// Indexed by Opcode.rawValue: served by the ring. Engine lock.
     private var routed: [Bool]
+    /// The routes as set up, never changed: the uaio_ops.h operations never move (their EINVAL,
+    /// EACCES and EOPNOTSUPP are their own), so these may be read without the lock for them.
+    private let initialRoutes: [Bool]
     /// cqLock: a drained batch of (user_data, res), and completions to deliver, both reused so
     /// that reaping never allocates.
     private var batch: [(UInt64, Int32)] = []
@@ -139,11 +142,12 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         spareDeliveries.reserveCapacity(Self.batchSize)
         let table = Routing.table(c, setupError: nil, supported: Routing.supported(ring))
         routed = Opcode.allCases.map { op in table.contains { $0.opcode == op && $0.backend == .uring } }
+        initialRoutes = routed
     }
 
     private static func restrict(_ ring: UnsafeMutablePointer<io_uring>, to allowed: Set<Opcode>) {
         var rules: [io_uring_restriction] = []
-        var ops = Set(allowed.map(Routing.ringOpcode))
+        var ops = Set(allowed.compactMap(Routing.ringOpcode))
         ops.insert(UInt32(IORING_OP_NOP.rawValue))
         for op in ops {
             var rule = io_uring_restriction()
@@ -166,6 +170,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
 
     /// Whether operation `op` goes to the ring now (engine lock held).
     func routesLocked(_ op: Opcode) -> Bool { routed[Int(op.rawValue)] }
+    /// No lock needed: for the uaio_ops.h operations only (`initialRoutes`).
+    func routes(_ op: Opcode) -> Bool { op.isExtended && initialRoutes[Int(op.rawValue)] }
 
     /// Whether request `r` goes to the ring (engine lock held). Buffered writes to regular
     /// files stay in the pool: the kernel cannot do them without blocking (ext4 has no NOWAIT
@@ -174,9 +180,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// Files on tmpfs/ramfs stay in the pool too: io_uring hands their I/O to io-wq (no
     /// RWF_NOWAIT there), where a pool worker just copies memory.
     func takesLocked(_ s: UnsafeMutablePointer<RequestSlot>) -> Bool {
-        guard routed[Int(s.pointee.opcode.rawValue)], s.pointee.nbytes <= Int(UInt32.max), !s.pointee.inMemory else {
-            return false
-        }
+        guard routed[Int(s.pointee.opcode.rawValue)] else { return false }
+        if s.pointee.opcode.isExtended { return cuaio_op_ring_fits(s.pointee.cb) != 0 }
+        guard s.pointee.nbytes <= Int(UInt32.max), !s.pointee.inMemory else { return false }
         return !(s.pointee.opcode.isWrite && s.pointee.workClass == .bounded && !s.pointee.mayBlock)
     }
 
@@ -190,7 +196,13 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             sqLock.lock()
             deferred.holdsSQ = true
         }
-        guard let sqe = io_uring_get_sqe(ring) else {
+        var sqe = io_uring_get_sqe(ring)
+        if sqe == nil {  // full: what is in it goes to the kernel now (we hold the SQ lock)
+            _ = cuaio_add_u64_relaxed(enters, 1)
+            _ = io_uring_submit(ring)
+            sqe = io_uring_get_sqe(ring)
+        }
+        guard let sqe else {
             s.pointee.backend = .pool
             engine.pool.enqueueLocked(r, &deferred)
             return
@@ -210,6 +222,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             io_uring_prep_readv(sqe, s.pointee.fd, s.pointee.iovecs, UInt32(s.pointee.nbytes), offset)
         case .writev:
             io_uring_prep_writev(sqe, s.pointee.fd, s.pointee.iovecs, UInt32(s.pointee.nbytes), offset)
+        default:
+            _ = cuaio_op_prep(sqe, s.pointee.cb)  // takesLocked let only those with an opcode here
         }
         io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
         // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.
@@ -291,6 +305,13 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         }
     }
 
+    /// Whether the ring refused the request rather than ran it (re-issued on the pool): EACCES
+    /// or EOPNOTSUPP, which read, write and fsync cannot return by themselves, and one EINVAL.
+    /// The uaio_ops.h operations can return all three themselves: never for them.
+    static func refused(_ op: Opcode, _ res: Int32, reissued: Bool) -> Bool {
+        !op.isExtended && (res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !reissued))
+    }
+
     private func completeLocked(_ token: UInt64, _ res: Int32, _ deferred: inout Deferred) {
         let r = UInt32(truncatingIfNeeded: token)
         guard r < engine.requests.capacity else { return }
@@ -300,7 +321,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         else { return }
         inFlight -= 1
         engine.stats?.publishRing(inFlight: inFlight)
-        if res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !s.pointee.reissued) {
+        if Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued) {
             if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
             s.pointee.backend = .pool
@@ -410,7 +431,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                     var startsThread = false
                     if case .thread = s.pointee.notification { startsThread = true }
                     if startsThread || s.pointee.group != nilIndex || s.pointee.fileNext != nilIndex
-                        || res == -EACCES || res == -EOPNOTSUPP || res == -EINVAL
+                        || Self.refused(s.pointee.opcode, res, reissued: false)
                     {
                         handBack = true
                         break

@@ -231,7 +231,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
                 if let d = pending { engine.deliver(d); pending = nil }
-                let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, q, &sleeping)
+                let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
                 engine.lock.lock()
                 if sleeping {
                     q.blocked -= 1
@@ -298,7 +298,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     private func performInterruptibly(_ job: RequestSlot, _ r: UInt32) -> Result<Int, Errno>? {
         guard !job.opcode.isSync else {
             var sleeping = true
-            return perform(job, queues[WorkClass.unbounded.rawValue], &sleeping)  // fsync on a stream
+            return perform(job, r, queues[WorkClass.unbounded.rawValue], &sleeping)  // fsync on a stream
         }
         // poll(2) and the read or write after it resolve the number twice: a duplicate holds the
         // open file, as the kernel does for the length of one system call, should the
@@ -434,7 +434,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     }
 
     /// Runs one request's system call. `sleeping` tells (and may learn) whether it sleeps.
-    private func perform(_ job: RequestSlot, _ q: WorkQueue, _ sleeping: inout Bool) -> Result<Int, Errno> {
+    private func perform(_ job: RequestSlot, _ r: UInt32, _ q: WorkQueue, _ sleeping: inout Bool) -> Result<Int, Errno> {
         switch job.opcode {
         case .read:
             guard job.positioned else { return system_read(job.fd, job.buffer, job.nbytes) }
@@ -465,7 +465,23 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             return system_readv(job.fd, job.iovecs, job.nbytes, offset: job.positioned ? job.offset : nil)
         case .writev:
             return system_writev(job.fd, job.iovecs, job.nbytes, offset: job.positioned ? job.offset : nil)
+        default:
+            return performExtended(job, r)
         }
+    }
+
+    /// A uaio_ops.h operation, as the submitter if it checks identity (Engine+Operations).
+    private func performExtended(_ job: RequestSlot, _ r: UInt32) -> Result<Int, Errno> {
+        var saved = cuaio_creds()
+        if job.opcode.needsCredentials {
+            // Only the SQ-full corner sends such a request here without the identity: run
+            // nothing rather than run it as someone else.
+            guard job.hasCredentials else { return .failure(.again) }
+            let e = cuaio_creds_enter(engine.credentials + Int(r), &saved)
+            if e != 0 { return .failure(Errno(-e)) }
+        }
+        defer { if job.opcode.needsCredentials { cuaio_creds_leave(&saved) } }
+        return system_extended(job.cb)
     }
 }
 

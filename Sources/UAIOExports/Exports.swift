@@ -30,6 +30,13 @@ import UAIOCore
 @_cdecl("aio_readv") public func uaio_export_aio_readv(_ cb: AIOCB?) -> CInt { submit(cb, .readv) }
 @_cdecl("aio_writev") public func uaio_export_aio_writev(_ cb: AIOCB?) -> CInt { submit(cb, .writev) }
 
+/// uaio_ops.h: submits a struct uaiocb (its aiocb's address) for the operation its uaio_op names.
+@_cdecl("uaio_submit") public func uaio_export_uaio_submit(_ cb: AIOCB?) -> CInt {
+    guard let cb else { return fail(.invalid) }
+    guard let op = Engine.extendedOpcode(cb) else { return fail(.invalid) }
+    return submit(cb, op)
+}
+
 /// The corresponding C function is `aio_fsync(3)`: O_SYNC or O_DSYNC, a barrier for every
 /// earlier request on the same file.
 @_cdecl("aio_fsync") public func uaio_export_aio_fsync(_ op: CInt, _ cb: AIOCB?) -> CInt { fsync(op, cb) }

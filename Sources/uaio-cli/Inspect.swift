@@ -22,7 +22,7 @@ indirect enum JSON {
     }
 }
 
-let opNames = ["read", "write", "fsync", "fdatasync", "readv", "writev"]
+let opNames = (0..<Int(UAIO_SHM_OPS)).map { Opcode(rawValue: UInt8($0))?.name ?? "op \($0)" }
 let backendNames = ["pool", "uring", "inline"]
 let stateNames = ["free", "held", "queued", "running"]
 let cancelNames = ["", "requested", "acknowledged", "abandoned"]

@@ -168,4 +168,30 @@ const char *cuaio_name_pool(void);
 /// The library version, "MAJOR.MINOR.PATCH".
 const char *cuaio_version(void);
 
+// MARK: operations beyond read and write (ops.c; the control block is uaio_ops.h's uaiocb)
+
+/// Runs the operation with its system call on this thread: the result or -errno.
+long cuaio_op_perform(const void *uaiocb);
+/// Prepares `sqe` (a struct io_uring_sqe) for it: 0, or -1 if io_uring has no opcode for it.
+int cuaio_op_prep(void *sqe, const void *uaiocb);
+/// 0 if its arguments do not fit the SQE (a length past 32 bits where the SQE has 32): the pool's.
+int cuaio_op_ring_fits(const void *uaiocb);
+
+#define CUAIO_INLINE_GROUPS 16
+/// A thread's file-system identity: fsuid, fsgid, supplementary groups.
+struct cuaio_creds {
+    uint32_t fsuid, fsgid;
+    int ngroups;
+    int switched;
+    gid_t *heap_groups;  /* malloc'ed past CUAIO_INLINE_GROUPS, else NULL: the list is inline */
+    gid_t inline_groups[CUAIO_INLINE_GROUPS];
+};
+/// The calling thread's identity, into `c` (0 or -errno). Release it with cuaio_creds_release.
+int cuaio_creds_take(struct cuaio_creds *c);
+void cuaio_creds_release(struct cuaio_creds *c);
+/// Takes on `want` on this thread (raw, per-thread system calls), remembering the thread's own
+/// in `saved`: 0, or -errno (EPERM: not allowed to) with nothing changed. Always pair with leave.
+int cuaio_creds_enter(const struct cuaio_creds *want, struct cuaio_creds *saved);
+void cuaio_creds_leave(struct cuaio_creds *saved);
+
 #endif

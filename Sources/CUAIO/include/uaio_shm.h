@@ -8,10 +8,11 @@
 #include <stdint.h>
 
 #define UAIO_SHM_MAGIC 0x314d48534f494155ULL /* "UAIOSHM1" */
-#define UAIO_SHM_VERSION 1u
+#define UAIO_SHM_VERSION 2u
 
 enum {
-    UAIO_SHM_OPS = 6,       /* read, write, fsync, fdatasync, readv, writev (Opcode raw values) */
+    UAIO_SHM_OPS = 32,      /* by Opcode raw value: read, write, fsync, fdatasync, readv, writev, then
+                               uaio_ops.h's in enum uaio_op order (31 in version 2) */
     UAIO_SHM_BACKENDS = 3,  /* pool, uring (BackendKind raw values), inline */
     UAIO_SHM_BUCKETS = 256, /* latency: log-linear, 4 per power of two (uaio_shm_bucket) */
     UAIO_SHM_CLASSES = 2,   /* bounded, unbounded */

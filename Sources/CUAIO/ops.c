@@ -1,0 +1,192 @@
+// The operations beyond read and write (uaio_ops.h): how the worker pool runs each with its
+// system call, how the ring's SQE is prepared for those io_uring has, and the submitter's
+// credentials that the pool applies around those that check them. Results follow the
+// kernel's convention: the value, or -errno.
+#define _GNU_SOURCE
+#include "cuaio.h"
+#include "uaio_ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+// IORING_OP_FTRUNCATE (6.9) is newer than Debian 12's liburing 2.3; the kernel's number.
+#define CUAIO_IORING_OP_FTRUNCATE 55
+
+long cuaio_op_perform(const void *p) {
+    const struct uaiocb *cb = p;
+    const struct aiocb *a = &cb->aiocb;
+    const int fd = a->aio_fildes;
+    long r;
+    do {
+        switch (cb->uaio_op) {
+        case UAIO_OP_OPENAT: r = openat(fd, cb->uaio_path, cb->uaio_flags, (mode_t)cb->uaio_mode); break;
+        case UAIO_OP_OPENAT2: r = syscall(SYS_openat2, fd, cb->uaio_path, cb->uaio_arg, a->aio_nbytes); break;
+        case UAIO_OP_CLOSE: return close(fd) == 0 ? 0 : (errno == EINTR ? 0 : -errno);  // closed even on EINTR
+        case UAIO_OP_STATX: r = statx(fd, cb->uaio_path, cb->uaio_flags, cb->uaio_mode, (struct statx *)a->aio_buf); break;
+        case UAIO_OP_FALLOCATE: r = fallocate(fd, cb->uaio_flags, a->aio_offset, cb->uaio_len); break;
+        case UAIO_OP_FTRUNCATE: r = ftruncate(fd, cb->uaio_len); break;
+        case UAIO_OP_FADVISE: {
+            int e = posix_fadvise(fd, a->aio_offset, cb->uaio_len, cb->uaio_flags);  // returns the error
+            return -e;
+        }
+        case UAIO_OP_READAHEAD: r = readahead(fd, a->aio_offset, (size_t)cb->uaio_len); break;
+        case UAIO_OP_SYNC_FILE_RANGE: r = sync_file_range(fd, a->aio_offset, cb->uaio_len, (unsigned)cb->uaio_flags); break;
+        case UAIO_OP_RENAMEAT: r = renameat2(fd, cb->uaio_path, cb->uaio_fd2, cb->uaio_path2, (unsigned)cb->uaio_flags); break;
+        case UAIO_OP_UNLINKAT: r = unlinkat(fd, cb->uaio_path, cb->uaio_flags); break;
+        case UAIO_OP_MKDIRAT: r = mkdirat(fd, cb->uaio_path, (mode_t)cb->uaio_mode); break;
+        case UAIO_OP_SYMLINKAT: r = symlinkat(cb->uaio_path2, fd, cb->uaio_path); break;
+        case UAIO_OP_LINKAT: r = linkat(fd, cb->uaio_path, cb->uaio_fd2, cb->uaio_path2, cb->uaio_flags); break;
+        case UAIO_OP_FGETXATTR: r = fgetxattr(fd, cb->uaio_path, (void *)a->aio_buf, a->aio_nbytes); break;
+        case UAIO_OP_FSETXATTR: r = fsetxattr(fd, cb->uaio_path, (const void *)a->aio_buf, a->aio_nbytes, cb->uaio_flags); break;
+        case UAIO_OP_FCHMOD: r = fchmod(fd, (mode_t)cb->uaio_mode); break;
+        case UAIO_OP_FCHMODAT: r = fchmodat(fd, cb->uaio_path, (mode_t)cb->uaio_mode, cb->uaio_flags); break;
+        case UAIO_OP_FCHOWN: r = fchown(fd, cb->uaio_uid, cb->uaio_gid); break;
+        case UAIO_OP_FCHOWNAT: r = fchownat(fd, cb->uaio_path, cb->uaio_uid, cb->uaio_gid, cb->uaio_flags); break;
+        // The system call itself: glibc's utimensat refuses a NULL path, the kernel takes it as futimens.
+        case UAIO_OP_UTIMENSAT: r = syscall(SYS_utimensat, fd, cb->uaio_path, cb->uaio_arg, cb->uaio_flags); break;
+        case UAIO_OP_GETDENTS64: r = syscall(SYS_getdents64, fd, (void *)a->aio_buf, a->aio_nbytes); break;
+        case UAIO_OP_COPY_FILE_RANGE: {
+            off64_t in = a->aio_offset, out = cb->uaio_offset2;
+            r = copy_file_range(fd, in < 0 ? NULL : &in, cb->uaio_fd2, out < 0 ? NULL : &out, a->aio_nbytes,
+                                (unsigned)cb->uaio_flags);
+            break;
+        }
+        case UAIO_OP_READLINKAT: r = readlinkat(fd, cb->uaio_path, (char *)a->aio_buf, a->aio_nbytes); break;
+        case UAIO_OP_SYNCFS: r = syncfs(fd); break;
+        default: return -EINVAL;
+        }
+    } while (r == -1 && errno == EINTR);
+    return r == -1 ? -errno : r;
+}
+
+int cuaio_op_ring_fits(const void *p) {
+    const struct uaiocb *cb = p;
+    switch (cb->uaio_op) {
+    // Their lengths travel in the SQE's 32-bit len field.
+    case UAIO_OP_FADVISE:
+    case UAIO_OP_SYNC_FILE_RANGE: return cb->uaio_len >= 0 && cb->uaio_len <= UINT32_MAX;
+    case UAIO_OP_FGETXATTR:
+    case UAIO_OP_FSETXATTR:
+    case UAIO_OP_OPENAT2: return cb->aiocb.aio_nbytes <= UINT32_MAX;
+    default: return 1;
+    }
+}
+
+int cuaio_op_prep(void *s, const void *p) {
+    struct io_uring_sqe *sqe = s;
+    const struct uaiocb *cb = p;
+    const struct aiocb *a = &cb->aiocb;
+    const int fd = a->aio_fildes;
+    switch (cb->uaio_op) {
+    case UAIO_OP_OPENAT: io_uring_prep_openat(sqe, fd, cb->uaio_path, cb->uaio_flags, (mode_t)cb->uaio_mode); break;
+    case UAIO_OP_OPENAT2:
+        io_uring_prep_openat2(sqe, fd, cb->uaio_path, (struct open_how *)cb->uaio_arg);
+        sqe->len = (unsigned)a->aio_nbytes;  // the caller's size, as openat2(2) takes it
+        break;
+    case UAIO_OP_CLOSE: io_uring_prep_close(sqe, fd); break;
+    case UAIO_OP_STATX:
+        io_uring_prep_statx(sqe, fd, cb->uaio_path, cb->uaio_flags, cb->uaio_mode, (struct statx *)a->aio_buf);
+        break;
+    case UAIO_OP_FALLOCATE: io_uring_prep_fallocate(sqe, fd, cb->uaio_flags, a->aio_offset, cb->uaio_len); break;
+    case UAIO_OP_FTRUNCATE: io_uring_prep_rw(CUAIO_IORING_OP_FTRUNCATE, sqe, fd, NULL, 0, (uint64_t)cb->uaio_len); break;
+    case UAIO_OP_FADVISE: io_uring_prep_fadvise(sqe, fd, (uint64_t)a->aio_offset, cb->uaio_len, cb->uaio_flags); break;
+    case UAIO_OP_SYNC_FILE_RANGE:
+        io_uring_prep_sync_file_range(sqe, fd, (unsigned)cb->uaio_len, (uint64_t)a->aio_offset, cb->uaio_flags);
+        break;
+    case UAIO_OP_RENAMEAT:
+        io_uring_prep_renameat(sqe, fd, cb->uaio_path, cb->uaio_fd2, cb->uaio_path2, (unsigned)cb->uaio_flags);
+        break;
+    case UAIO_OP_UNLINKAT: io_uring_prep_unlinkat(sqe, fd, cb->uaio_path, cb->uaio_flags); break;
+    case UAIO_OP_MKDIRAT: io_uring_prep_mkdirat(sqe, fd, cb->uaio_path, (mode_t)cb->uaio_mode); break;
+    case UAIO_OP_SYMLINKAT: io_uring_prep_symlinkat(sqe, cb->uaio_path2, fd, cb->uaio_path); break;
+    case UAIO_OP_LINKAT: io_uring_prep_linkat(sqe, fd, cb->uaio_path, cb->uaio_fd2, cb->uaio_path2, cb->uaio_flags); break;
+    case UAIO_OP_FGETXATTR:
+        io_uring_prep_fgetxattr(sqe, fd, cb->uaio_path, (char *)a->aio_buf, (unsigned)a->aio_nbytes);
+        break;
+    case UAIO_OP_FSETXATTR:
+        io_uring_prep_fsetxattr(sqe, fd, cb->uaio_path, (const char *)a->aio_buf, cb->uaio_flags,
+                                (unsigned)a->aio_nbytes);
+        break;
+    default: return -1;  // no opcode: the pool's
+    }
+    return 0;
+}
+
+// MARK: credentials
+
+// The list is inline up to CUAIO_INLINE_GROUPS (no pointer into the struct: it is copied).
+static gid_t *groups_of(const struct cuaio_creds *c) {
+    return c->heap_groups ? c->heap_groups : (gid_t *)c->inline_groups;
+}
+
+int cuaio_creds_take(struct cuaio_creds *c) {
+    c->fsuid = (uint32_t)syscall(SYS_setfsuid, -1);  // an invalid id changes nothing: the current one
+    c->fsgid = (uint32_t)syscall(SYS_setfsgid, -1);
+    c->heap_groups = NULL;
+    c->ngroups = 0;
+    for (;;) {
+        long n = syscall(SYS_getgroups, 0, NULL);
+        if (n < 0) return -errno;
+        free(c->heap_groups);
+        c->heap_groups = NULL;
+        if (n > CUAIO_INLINE_GROUPS && !(c->heap_groups = malloc((size_t)n * sizeof(gid_t)))) return -ENOMEM;
+        long got = syscall(SYS_getgroups, n, groups_of(c));
+        if (got >= 0) { c->ngroups = (int)got; return 0; }
+        if (errno != EINVAL) return -errno;  // EINVAL: the list grew meanwhile
+    }
+}
+
+void cuaio_creds_release(struct cuaio_creds *c) {
+    free(c->heap_groups);
+    c->heap_groups = NULL;
+    c->ngroups = 0;
+}
+
+static int same_groups(const struct cuaio_creds *a, const struct cuaio_creds *b) {
+    return a->ngroups == b->ngroups &&
+           memcmp(groups_of(a), groups_of(b), (size_t)a->ngroups * sizeof(gid_t)) == 0;
+}
+
+// Per-thread raw system calls: glibc's setgroups/setfsuid wrappers would change every thread.
+int cuaio_creds_enter(const struct cuaio_creds *want, struct cuaio_creds *saved) {
+    saved->switched = 0;
+    int e = cuaio_creds_take(saved);
+    if (e) return e;
+    if (saved->fsuid == want->fsuid && saved->fsgid == want->fsgid && same_groups(saved, want)) return 0;
+    saved->switched = 1;
+    if (!same_groups(saved, want) && syscall(SYS_setgroups, (size_t)want->ngroups, groups_of(want)) != 0) {
+        e = -errno;
+        cuaio_creds_leave(saved);
+        return e;
+    }
+    syscall(SYS_setfsgid, want->fsgid);
+    syscall(SYS_setfsuid, want->fsuid);
+    // setfsuid/setfsgid report no error: check that they took, or run nothing.
+    if ((uint32_t)syscall(SYS_setfsuid, -1) != want->fsuid || (uint32_t)syscall(SYS_setfsgid, -1) != want->fsgid) {
+        cuaio_creds_leave(saved);
+        return -EPERM;
+    }
+    return 0;
+}
+
+void cuaio_creds_leave(struct cuaio_creds *saved) {
+    if (saved->switched) {
+        // Back to this thread's effective ids, read now: a setuid() or setgid() of the process
+        // meanwhile (glibc applies them to every thread, this one included) wins over `saved`.
+        uid_t r, e, s;
+        gid_t gr, ge, gs;
+        syscall(SYS_setgroups, (size_t)saved->ngroups, groups_of(saved));
+        if (syscall(SYS_getresgid, &gr, &ge, &gs) == 0) syscall(SYS_setfsgid, ge);
+        if (syscall(SYS_getresuid, &r, &e, &s) == 0) syscall(SYS_setfsuid, e);
+    }
+    saved->switched = 0;
+    cuaio_creds_release(saved);
+}

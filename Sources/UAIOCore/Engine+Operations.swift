@@ -1,0 +1,67 @@
+// Submitting the operations of uaio_ops.h (a uaiocb: an aiocb followed by the operation and
+// its arguments). They share everything with aio_read (slots, notification, lio_listio,
+// aio_suspend, cancellation, the completion ring) except file ordering: none is ordered with
+// other requests, so they never enter the file table. The pool runs them with ops.c's system
+// calls, the ring with ops.c's SQE preparation.
+//
+// Identity: an operation that resolves a path or checks the caller (Opcode.needsCredentials)
+// must run as the thread that submitted it. On the ring that is free: the submitting thread
+// enters the kernel itself, and io_uring keeps its credentials for work it hands to io-wq.
+// For the pool, the submitter's fsuid, fsgid and groups are taken here (three system calls,
+// only for those operations) and the worker takes them on around the call (WorkerPool).
+import CUAIO
+import Glibc
+
+extension Engine {
+    /// The operation a uaiocb names; nil for an unknown one (EINVAL).
+    public static func extendedOpcode(_ cb: AIOCB) -> Opcode? {
+        Opcode(uaioOp: UnsafeMutableRawPointer(cb).assumingMemoryBound(to: uaiocb.self).pointee.uaio_op)
+    }
+
+    func queueExtended(_ cb: AIOCB, _ opcode: Opcode, reqprio: CInt, _ notification: Notification, group: UInt32,
+                       _ deferred: inout Deferred) -> Errno?
+    {
+        // The ring takes it unless its arguments do not fit an SQE (routes never change for
+        // these: the ring does not send them back). Elsewhere, the pool needs the identity.
+        let onRing = uring?.routes(opcode) == true && cuaio_op_ring_fits(cb) != 0
+        var creds = cuaio_creds()
+        let keepsCredentials = opcode.needsCredentials && !onRing
+        if keepsCredentials {
+            let e = cuaio_creds_take(&creds)
+            if e != 0 {
+                cuaio_creds_release(&creds)
+                return Errno(-e)
+            }
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard liveRequest(for: cb) == nil, let r = requests.take() else {
+            cuaio_creds_release(&creds)
+            return liveRequest(for: cb) != nil ? .invalid : .again
+        }
+        let s = requests[r]
+        let generation = s.pointee.generation
+        s.pointee.cb = cb
+        s.pointee.opcode = opcode
+        s.pointee.fd = cb.pointee.aio_fildes
+        s.pointee.reqprio = reqprio
+        s.pointee.buffer = UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
+        s.pointee.nbytes = Int(cb.pointee.aio_nbytes)
+        s.pointee.offset = Int64(cb.pointee.aio_offset)
+        s.pointee.notification = notification
+        s.pointee.file = nilIndex
+        s.pointee.group = group
+        s.pointee.workClass = .bounded
+        s.pointee.positioned = true
+        s.pointee.mayBlock = true  // metadata waits for the disk as often as not
+        s.pointee.inMemory = false
+        s.pointee.lane = .none
+        s.pointee.hasCredentials = keepsCredentials
+        if keepsCredentials { (credentials + Int(r)).initialize(to: creds) }
+        s.pointee.submittedNs = cuaio_now_ns()
+        if group != nilIndex { groups[group].pointee.remaining += 1 }
+        cb.markInProgress(slot: r, generation: generation, pid: pid)
+        makeReadyLocked(r, &deferred)
+        return nil
+    }
+}

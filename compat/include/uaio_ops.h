@@ -1,0 +1,1 @@
+../../Sources/CUAIO/include/uaio_ops.h
