@@ -86,7 +86,9 @@ public enum AIOStatus {
 
     /// aio_return: the result, the first time only; .invalid while in progress or afterwards.
     public static func takeReturn(_ cb: AIOCB) -> Result<Int, Errno> {
-        guard cb.isOurs, cb.errorCode != EINPROGRESS, let r = cb.takeResult() else { return .failure(.invalid) }
+        guard cb.isOurs, cb.errorCode != EINPROGRESS else { return .failure(.invalid) }
+        Engine.reapedByReturn(cb)  // first: a reaper must not hand out an aiocb returned (and freed)
+        guard let r = cb.takeResult() else { return .failure(.invalid) }
         return .success(r)
     }
 }

@@ -34,6 +34,11 @@ public final class Engine: @unchecked Sendable {
     /// Per request slot: the submitter's identity, for requests whose `hasCredentials` is set
     /// (Engine+Operations). Mapped untouched: pages appear when credentials are first kept.
     let credentials: UnsafeMutablePointer<cuaio_creds>
+    /// Completed requests for aio_waitcomplete, aio_waitn and uaio_eventfd (Engine+Reap), fed
+    /// once `reapOn` is 1: from the start when the program imports one of them, else from the
+    /// first call.
+    let reapQueue: OpaquePointer
+    let reapOn: UnsafeMutablePointer<UInt32>
     let ring = CompletionRing()
     /// The stats region for `uaio`, when this engine publishes. A `let`: a class `var` read on
     /// the hot path would pay a dynamic exclusivity check each time.
@@ -64,8 +69,12 @@ public final class Engine: @unchecked Sendable {
         let n = configuration.maxRequests.value
         guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
               let files = FileTable(capacity: n),
-              let creds = system_mmapAnonymous(n * MemoryLayout<cuaio_creds>.stride)
+              let creds = system_mmapAnonymous(n * MemoryLayout<cuaio_creds>.stride),
+              let queue = cuaio_reapq_create(UInt32(clamping: 2 * n))
         else { return nil }
+        reapQueue = queue
+        reapOn = .allocate(capacity: 1)
+        reapOn.initialize(to: publish && cuaio_program_imports_reaping() == 1 ? 1 : 0)
         credentials = creds.bindMemory(to: cuaio_creds.self, capacity: n)
         self.configuration = configuration
         self.pid = getpid()
@@ -240,6 +249,7 @@ public final class Engine: @unchecked Sendable {
             default: .none
             }
         s.pointee.submittedNs = cuaio_now_ns()
+        s.pointee.reapable = cuaio_load_u32_relaxed(reapOn) != 0  // (set under the lock: enableReaping)
         if group != nilIndex { groups[group].pointee.remaining += 1 }
         // The aiocb says EINPROGRESS before any worker can see the request.
         cb.markInProgress(slot: r, generation: generation, pid: pid)
@@ -344,7 +354,7 @@ public final class Engine: @unchecked Sendable {
         // O_DIRECT behind a stale hint; look at its flags again next time.
         if elapsed > Self.inlineCopyBudgetNs + UInt64(n) / 2 { files.setReadHint(fd, .unknown) }
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
-        cb.storeResult(.success(got))
+        storeResult(cb, .success(got), reapable: cuaio_load_u32_relaxed(reapOn) != 0)
         _ = cuaio_add_u64_relaxed(counters + 1, 1)
         var record = CompletionRecord()
         record.request = nilIndex
@@ -416,7 +426,8 @@ public final class Engine: @unchecked Sendable {
         case .failure(let e): record.error = e.rawValue; record.result = -1
         }
         record.latencyNs = cuaio_now_ns() &- s.pointee.submittedNs
-        s.pointee.cb!.storeResult(result)
+        storeResult(s.pointee.cb!, result, reapable: s.pointee.reapable)
+        s.pointee.reapable = false
 
         if s.pointee.file != nilIndex {
             let (a, b) = files.leave(r, s, requests: requests)

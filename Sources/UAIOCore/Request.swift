@@ -191,6 +191,8 @@ struct RequestSlot {
     var cancel: CancelState = .none
     /// Runs with the submitter's identity, kept at the same index in `Engine.credentials`.
     var hasCredentials = false
+    /// Goes to the reap queue when it completes (Engine+Reap).
+    var reapable = false
     var buffer: UnsafeMutableRawPointer? = nil
     /// Bytes; for readv/writev, the number of iovecs at `buffer`.
     var nbytes = 0

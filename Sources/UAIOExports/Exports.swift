@@ -84,17 +84,72 @@ public func uaio_export_aio_suspend64(_ list: UnsafePointer<AIOCB?>?, _ n: CInt,
     -> CInt
 { suspend(list, n, timeout) }
 
+/// A relative timeout in nanoseconds: nil for none (NULL, or centuries); .invalid if malformed.
+private func nanoseconds(_ timeout: UnsafePointer<timespec>?) -> Result<UInt64?, Errno> {
+    guard let t = timeout?.pointee else { return .success(nil) }
+    guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { return .failure(.invalid) }
+    if t.tv_sec > 1 << 32 { return .success(nil) }  // centuries: as good as no timeout
+    return .success(UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec))
+}
+
 private func suspend(_ list: UnsafePointer<AIOCB?>?, _ n: CInt, _ timeout: UnsafePointer<timespec>?) -> CInt {
-    guard n >= 0, n == 0 || list != nil else { return fail(.invalid) }
-    var ns: UInt64? = nil
-    if let t = timeout?.pointee {
-        guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { return fail(.invalid) }
-        ns = UInt64(t.tv_sec).multipliedReportingOverflow(by: 1_000_000_000).partialValue &+ UInt64(t.tv_nsec)
-        if t.tv_sec > 1 << 32 { ns = nil }  // centuries: as good as no timeout
-    }
+    guard n >= 0, n == 0 || list != nil, case .success(let ns) = nanoseconds(timeout) else { return fail(.invalid) }
     guard let list, n > 0 else { return 0 }
     if let e = Engine.suspend(list, count: Int(n), timeoutNs: ns) { return fail(e) }
     return 0
+}
+
+/// FreeBSD's `aio_waitcomplete(2)`: waits for the next completed request, stores its aiocb in
+/// `*cbp` and returns its result as aio_return would (which it also is: the request is
+/// reaped); -1 with the request's errno if it failed. -1/EAGAIN (EWOULDBLOCK) when nothing is
+/// outstanding or the timeout passed ({0, 0}: a poll; NULL: no limit), EINTR, EINVAL.
+@_cdecl("aio_waitcomplete")
+public func uaio_export_aio_waitcomplete(_ cbp: UnsafeMutablePointer<AIOCB?>?, _ timeout: UnsafeMutablePointer<timespec>?)
+    -> Int
+{
+    cbp?.pointee = nil
+    guard let cbp, case .success(let ns) = nanoseconds(timeout) else { return Int(fail(.invalid)) }
+    guard let engine = Engine.current() else { return Int(fail(.again)) }
+    switch engine.waitComplete(timeoutNs: ns) {
+    case .success(let (cb, result)):
+        cbp.pointee = cb
+        switch result {
+        case .success(let v): return v
+        case .failure(let e): return Int(fail(e))
+        }
+    case .failure(let e): return Int(fail(e))
+    }
+}
+
+/// illumos' `aio_waitn(3C)`: waits until at least `*nwait` requests have completed and puts up
+/// to `nent` of them in `list` (results still to be taken with aio_return); `*nwait` becomes
+/// how many. 0, or -1 with ETIME (timeout; `*nwait` filled all the same), EINTR, EAGAIN
+/// (nothing outstanding), EINVAL (`*nwait` > `nent`, NULLs, a bad timeout).
+@_cdecl("aio_waitn")
+public func uaio_export_aio_waitn(_ list: UnsafeMutablePointer<AIOCB?>?, _ nent: UInt32,
+                                  _ nwait: UnsafeMutablePointer<UInt32>?, _ timeout: UnsafePointer<timespec>?) -> CInt
+{
+    guard let list, let nwait, nent > 0, nent <= UInt32(Engine.maxListLength), nwait.pointee <= nent,
+          case .success(let ns) = nanoseconds(timeout)
+    else { return fail(.invalid) }
+    guard let engine = Engine.current() else { return fail(.again) }
+    let (got, error) = engine.waitN(list, count: Int(nent), atLeast: Int(nwait.pointee), timeoutNs: ns)
+    nwait.pointee = UInt32(got)
+    switch error {
+    case nil: return 0
+    case .timedOut?: return fail(Errno(ETIME))
+    case let e?: return fail(e)
+    }
+}
+
+/// An eventfd (non-blocking, close-on-exec; libuaio's: do not close it) that is readable while
+/// completed requests wait for aio_waitcomplete or aio_waitn, for epoll loops. -1 with errno.
+@_cdecl("uaio_eventfd") public func uaio_export_uaio_eventfd() -> CInt {
+    guard let engine = Engine.current() else { return fail(.again) }
+    switch engine.reapEventFD() {
+    case .success(let fd): return fd
+    case .failure(let e): return fail(e)
+    }
 }
 
 /// The corresponding C function is `aio_cancel(3)`.

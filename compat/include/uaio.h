@@ -152,6 +152,23 @@ static inline void uaio_prep_readlinkat(struct uaiocb *cb, int dirfd, const char
 }
 static inline void uaio_prep_syncfs(struct uaiocb *cb, int fd) { uaio_prep(cb, UAIO_OP_SYNCFS, fd); }
 
+/* Batch reaping. Each takes completed requests from one queue, in completion order; a request
+ * leaves it when one of these takes it or when aio_return reaps it first (so the styles mix).
+ * The queue is fed from the start when the program is linked with these names (or declares
+ * them weak), else from the first call (a program that finds them with dlsym). */
+/* FreeBSD: waits for the next completed request; *cbp gets its aiocb and the result is that of
+ * aio_return (the request is reaped), -1 with the request's errno if it failed. -1/EAGAIN when
+ * nothing is outstanding or the timeout passed (NULL: no limit; {0, 0}: poll); EINTR; EINVAL. */
+ssize_t aio_waitcomplete(struct aiocb **cbp, struct timespec *timeout);
+/* illumos: waits until at least *nwait requests completed, puts up to nent of them in list and
+ * sets *nwait to how many; their results are taken with aio_return as usual. 0, or -1 with
+ * ETIME (timeout; *nwait says how many were filled), EINTR, EAGAIN (nothing outstanding),
+ * EINVAL (*nwait > nent, NULL list or nwait, bad timeout). */
+int aio_waitn(struct aiocb *list[], unsigned int nent, unsigned int *nwait, const struct timespec *timeout);
+/* An eventfd readable while completed requests wait for aio_waitcomplete/aio_waitn (for epoll
+ * loops; non-blocking, close-on-exec, libuaio's: do not read or close it). -1 with errno. */
+int uaio_eventfd(void);
+
 /* Requests this process has submitted through libuaio since it started (or forked). */
 uint64_t uaio_requests_submitted(void);
 /* Requests submitted and not yet complete. */

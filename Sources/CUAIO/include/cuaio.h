@@ -194,4 +194,24 @@ void cuaio_creds_release(struct cuaio_creds *c);
 int cuaio_creds_enter(const struct cuaio_creds *want, struct cuaio_creds *saved);
 void cuaio_creds_leave(struct cuaio_creds *saved);
 
+// MARK: the reap queue (reap.c): aio_waitcomplete, aio_waitn, uaio_eventfd
+
+struct cuaio_reapq;
+/// At least `capacity` entries (a power of two, 1024 or more); NULL without memory.
+struct cuaio_reapq *cuaio_reapq_create(uint32_t capacity);
+/// A completing request claims its entry (before its result is stored in the aiocb)...
+uint64_t cuaio_reapq_reserve(struct cuaio_reapq *q, struct aiocb *cb);
+/// ...and announces it once the result is visible.
+void cuaio_reapq_commit(struct cuaio_reapq *q, uint64_t ticket);
+/// aio_return took the result of the request with this ticket: 1 if it was still queued.
+int cuaio_reapq_reap(struct cuaio_reapq *q, uint32_t ticket32);
+/// Takes up to `max` completed requests, oldest first; returns how many.
+int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max);
+int64_t cuaio_reapq_ready(struct cuaio_reapq *q);
+uint64_t cuaio_reapq_dropped(struct cuaio_reapq *q);
+/// The eventfd readable while requests are ready (made on first call); -1 with errno.
+int cuaio_reapq_eventfd(struct cuaio_reapq *q);
+/// 1 if a loaded object imports aio_waitcomplete, aio_waitn or uaio_eventfd.
+int cuaio_program_imports_reaping(void);
+
 #endif
