@@ -26,7 +26,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-enum { WRITING = 1, READY = 2, TAKEN = 3 };
+// HANDED: aio_waitn took it and its result waits for aio_return. TAKEN: reaped for good.
+enum { HANDED = 0, WRITING = 1, READY = 2, TAKEN = 3 };
 
 struct entry {
     _Atomic uint64_t state;
@@ -38,6 +39,7 @@ struct cuaio_reapq {
     uint64_t head;              // consumers (lock): the oldest ticket not yet passed
     _Atomic int64_t ready;      // entries ready
     _Atomic uint64_t dropped;
+    _Atomic uint64_t stale;     // taken by aio_waitcomplete, yet its result was gone: never, unless a program reaps twice
     _Atomic int eventfd;        // -1 until uaio_eventfd()
     pthread_mutex_t lock;
     uint64_t mask;
@@ -110,7 +112,8 @@ int cuaio_reapq_reap(struct cuaio_reapq *q, uint32_t ticket32) {
     struct entry *e = &q->entries[ticket32 & q->mask];
     uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
     for (;;) {
-        if ((uint32_t)(s >> 2) != ticket32 || (s & 3) == TAKEN) return 0;  // taken, or reused
+        if ((uint32_t)(s >> 2) != ticket32) return 1;  // dropped and reused: the result is the caller's
+        if ((s & 3) == TAKEN) return 0;  // aio_waitcomplete has it (or aio_return did already)
         if (atomic_compare_exchange_weak_explicit(&e->state, &s, word(s >> 2, TAKEN), memory_order_acq_rel,
                                                   memory_order_acquire))
             break;
@@ -119,7 +122,7 @@ int cuaio_reapq_reap(struct cuaio_reapq *q, uint32_t ticket32) {
     return 1;
 }
 
-int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max) {
+int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max, int hand) {
     int n = 0;
     pthread_mutex_lock(&q->lock);
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
@@ -130,9 +133,10 @@ int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max) {
         if (t < q->head) break;  // its producer has not claimed it yet: later
         if (t > q->head) { q->head++; continue; }  // dropped and reused
         if ((s & 3) == WRITING) break;  // its result is not visible yet: later
+        // (HANDED or TAKEN: gone already; passed below.)
         if ((s & 3) == READY) {
             struct aiocb *cb = atomic_load_explicit(&e->cb, memory_order_relaxed);
-            if (!atomic_compare_exchange_strong_explicit(&e->state, &s, word(t, TAKEN), memory_order_acq_rel,
+            if (!atomic_compare_exchange_strong_explicit(&e->state, &s, word(t, hand ? HANDED : TAKEN), memory_order_acq_rel,
                                                          memory_order_acquire))
                 continue;  // aio_return took it: look again
             left_ready(q);
@@ -146,6 +150,9 @@ int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max) {
 
 int64_t cuaio_reapq_ready(struct cuaio_reapq *q) { return atomic_load_explicit(&q->ready, memory_order_seq_cst); }
 uint64_t cuaio_reapq_dropped(struct cuaio_reapq *q) { return atomic_load_explicit(&q->dropped, memory_order_relaxed); }
+uint64_t cuaio_reapq_stale(struct cuaio_reapq *q, int add) {
+    return atomic_fetch_add_explicit(&q->stale, (uint64_t)add, memory_order_relaxed) + (uint64_t)add;
+}
 
 int cuaio_reapq_eventfd(struct cuaio_reapq *q) {
     pthread_mutex_lock(&q->lock);

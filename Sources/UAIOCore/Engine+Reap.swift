@@ -33,18 +33,19 @@ extension Engine {
     public func enableReaping() {
         guard cuaio_load_u32_relaxed(reapOn) == 0 else { return }
         lock.withLock {
-            for r in 0..<requests.capacity where requests[r].pointee.state != .free {
+            for r in 0..<requests.highWater where requests[r].pointee.state != .free {
                 requests[r].pointee.reapable = true
             }
             cuaio_store_u32_relaxed(reapOn, 1)  // relaxed: submissions read it under this lock
         }
     }
 
-    /// aio_return's part: the request leaves the queue before its result is taken, so that no
-    /// reaper can hand out the aiocb afterwards. Lock-free (aio_return is async-signal-safe).
-    static func reapedByReturn(_ cb: AIOCB) {
-        guard cb.tagSlot == AIOCBTag.reapQueued, let engine = existing() else { return }
-        _ = cuaio_reapq_reap(engine.reapQueue, cb.tagGeneration)
+    /// aio_return's part, before it takes the result: the request leaves the queue, so that no
+    /// reaper hands out the aiocb afterwards (it may be freed). False when aio_waitcomplete took
+    /// it first: the result is not aio_return's. Lock-free (aio_return is async-signal-safe).
+    func reapedByReturn(_ cb: AIOCB) -> Bool {
+        guard cb.tagSlot == AIOCBTag.reapQueued else { return true }
+        return cuaio_reapq_reap(reapQueue, cb.tagGeneration) == 1
     }
 
     /// Requests that may still come out of the queue: queued there or in flight (lock-free:
@@ -60,9 +61,13 @@ extension Engine {
         let deadline = timeoutNs.map { cuaio_now_ns() &+ $0 }
         while true {
             var out: UnsafeMutablePointer<aiocb>? = nil
-            if cuaio_reapq_take(reapQueue, &out, 1) == 1, let cb = out {
+            if cuaio_reapq_take(reapQueue, &out, 1, 0) == 1, let cb = out {
                 let e = cb.errorCode
-                guard let v = cb.takeResult() else { continue }  // aio_return won (a program's race)
+                // Ours alone: aio_return refuses a request taken here (reapedByReturn).
+                guard let v = cb.takeResult() else {
+                    _ = cuaio_reapq_stale(reapQueue, 1)
+                    continue
+                }
                 return .success((cb, e == 0 ? .success(v) : .failure(Errno(e))))
             }
             guard outstanding else { return .failure(.again) }
@@ -87,7 +92,7 @@ extension Engine {
         if !outstanding { return (0, .again) }
         while true {
             got += list.advanced(by: got).withMemoryRebound(to: UnsafeMutablePointer<aiocb>?.self, capacity: count - got) {
-                Int(cuaio_reapq_take(reapQueue, $0, CInt(count - got)))
+                Int(cuaio_reapq_take(reapQueue, $0, CInt(count - got), 1))
             }
             if got >= max(atLeast, 1) || got == count || (atLeast == 0) || !outstanding { return (got, nil) }
             switch waitForCompletions(deadlineNs: deadline, until: { cuaio_reapq_ready(reapQueue) > 0 || !outstanding }) {

@@ -17,7 +17,7 @@ final class SlotPool<Slot: Poolable> {
     let base: UnsafeMutablePointer<Slot>
     private var freeHead = nilIndex
     /// Slots below this index have been initialised; above it the mapping is untouched.
-    private var highWater: UInt32 = 0
+    private(set) var highWater: UInt32 = 0
     private(set) var live: UInt32 = 0
 
     init?(capacity: Int) {

@@ -71,7 +71,7 @@ extension Engine {
         let waited = waitForCompletions(deadlineNs: cuaio_now_ns() + 10_000_000_000) { !r.cb.isInProgress(pid: pid) }
         precondition(waited == nil, "request did not complete")
         let e = r.cb.errorCode
-        let v = (try? AIOStatus.takeReturn(r.cb).get()) ?? -99
+        let v = (try? AIOStatus.takeReturn(r.cb, engine: self).get()) ?? -99
         return (e, v)
     }
 }

@@ -112,7 +112,9 @@ inspect pool
 if "$uaio" probe >/dev/null 2>&1; then inspect uring; else echo "SKIP inspect uring: no io_uring here"; fi
 
 check "probe" 'j["kernel"] and j["liburing"] and (j["io_uring"] == ("READ" in j["opcodes"]))
-     and {r["operation"] for r in j["routes"]} == {"read", "write", "fsync", "fdatasync", "readv", "writev"}' \
+     and {"read", "write", "fsync", "fdatasync", "readv", "writev", "openat", "statx", "getdents64", "syncfs"} <= {r["operation"] for r in j["routes"]}
+     and len(j["routes"]) == 31
+     and [r["backend"] for r in j["routes"] if r["operation"] == "getdents64"] == ["pool"]' \
     "$("$uaio" probe --json || true)"
 check "probe without io_uring" 'not j["io_uring"] and "seccomp" in j["why_not"] and j["opcodes"] == []' \
     "$("$prefix/bin/uaio-no-uring" "$uaio" probe --json || true)"
@@ -120,7 +122,7 @@ check "probe without io_uring" 'not j["io_uring"] and "seccomp" in j["why_not"] 
 sleep 300 & fake=$!
 python3 -c "
 import struct,sys
-hdr = struct.pack('<QII', 0x314d48534f494155, 99, 4096) + bytes(8192)
+hdr = struct.pack('<QII', 0x314d48534f494155, 99, 4096) + bytes(1 << 20)
 open('/dev/shm/uaio.$fake', 'wb').write(hdr)"
 rc=0; "$uaio" stat "$fake" >/dev/null 2>"$work/err" || rc=$?
 kill $fake; rm -f "/dev/shm/uaio.$fake"

@@ -203,12 +203,17 @@ struct cuaio_reapq *cuaio_reapq_create(uint32_t capacity);
 uint64_t cuaio_reapq_reserve(struct cuaio_reapq *q, struct aiocb *cb);
 /// ...and announces it once the result is visible.
 void cuaio_reapq_commit(struct cuaio_reapq *q, uint64_t ticket);
-/// aio_return took the result of the request with this ticket: 1 if it was still queued.
+/// aio_return is about to take the result of the request with this ticket: 1 if it may (the
+/// request left the queue now, or aio_waitn handed it out, or it was dropped), 0 if
+/// aio_waitcomplete took it (its result is not aio_return's).
 int cuaio_reapq_reap(struct cuaio_reapq *q, uint32_t ticket32);
-/// Takes up to `max` completed requests, oldest first; returns how many.
-int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max);
+/// Takes up to `max` completed requests, oldest first; returns how many. `hand`: for
+/// aio_waitn, whose caller takes the results with aio_return.
+int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max, int hand);
 int64_t cuaio_reapq_ready(struct cuaio_reapq *q);
 uint64_t cuaio_reapq_dropped(struct cuaio_reapq *q);
+/// Adds `add` to, and returns, the count of takes whose result was gone (tests expect 0).
+uint64_t cuaio_reapq_stale(struct cuaio_reapq *q, int add);
 /// The eventfd readable while requests are ready (made on first call); -1 with errno.
 int cuaio_reapq_eventfd(struct cuaio_reapq *q);
 /// 1 if a loaded object imports aio_waitcomplete, aio_waitn or uaio_eventfd.
