@@ -4,6 +4,10 @@
 // other requests, so they never enter the file table. The pool runs them with ops.c's system
 // calls, the ring with ops.c's SQE preparation.
 //
+// Inline first, as io_uring does in the kernel: an openat whose path is all in the kernel's
+// lookup caches (openat2 with RESOLVE_CACHED, 5.12) and a close run on the submitting thread,
+// as the submitter, with no thread hop; anything else, or a cache miss, is queued.
+//
 // Identity: an operation that resolves a path or checks the caller (Opcode.needsCredentials)
 // must run as the thread that submitted it. On the ring that is free: the submitting thread
 // enters the kernel itself, and io_uring keeps its credentials for work it hands to io-wq.
@@ -21,6 +25,15 @@ extension Engine {
     func queueExtended(_ cb: AIOCB, _ opcode: Opcode, reqprio: CInt, _ notification: Notification, group: UInt32,
                        _ deferred: inout Deferred) -> Errno?
     {
+        if tryInline && (opcode == .openat || opcode == .close) && !cb.isInProgress(pid: pid) {
+            let start = cuaio_now_ns()
+            let r = cuaio_op_inline(cb)
+            if r != -EAGAIN {
+                let result: Result<Int, Errno> = r >= 0 ? .success(r) : .failure(Errno(CInt(-r)))
+                finishInline(cb, opcode, result, notification, latencyNs: cuaio_now_ns() &- start)
+                return nil
+            }
+        }
         // The ring takes it unless its arguments do not fit an SQE (routes never change for
         // these: the ring does not send them back). Elsewhere, the pool needs the identity.
         let onRing = uring?.routes(opcode) == true && cuaio_op_ring_fits(cb) != 0

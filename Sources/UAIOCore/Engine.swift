@@ -353,16 +353,26 @@ public final class Engine: @unchecked Sendable {
         // Slower than a copy from memory can be: the device's time, maybe an fd that became
         // O_DIRECT behind a stale hint; look at its flags again next time.
         if elapsed > Self.inlineCopyBudgetNs + UInt64(n) / 2 { files.setReadHint(fd, .unknown) }
+        finishInline(cb, .read, .success(got), notification, latencyNs: elapsed)
+        return .completed
+    }
+
+    /// Ends a request done on the submitting thread: it never had a slot or a lock.
+    func finishInline(_ cb: AIOCB, _ opcode: Opcode, _ result: Result<Int, Errno>, _ notification: Notification,
+                      latencyNs: UInt64)
+    {
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
-        storeResult(cb, .success(got), reapable: cuaio_load_u32_relaxed(reapOn) != 0)
+        storeResult(cb, result, reapable: cuaio_load_u32_relaxed(reapOn) != 0)
         _ = cuaio_add_u64_relaxed(counters + 1, 1)
         var record = CompletionRecord()
         record.request = nilIndex
-        record.opcode = Opcode.read.rawValue
-        record.result = Int64(got)
-        record.latencyNs = elapsed
+        record.opcode = opcode.rawValue
+        switch result {
+        case .success(let n): record.result = Int64(n)
+        case .failure(let e): record.error = e.rawValue; record.result = -1
+        }
+        record.latencyNs = latencyNs
         deliver(Delivery(record: record, notification: notification, listNotification: .none))
-        return .completed
     }
 
     /// The live request submitted with `cb`, if any (lock held).
