@@ -1,7 +1,7 @@
 # UringAIO: build, install, benchmark and test.
 #   make bench     installs what is missing, builds, runs `uaio bench` (the main job)
 #   make test      installs what is missing, runs every test (what .ci/run runs)
-#   make install   PREFIX=/usr/local: bin/uaio, lib/libuaio.so, include/uaio.h, lib/pkgconfig/uaio.pc
+#   make install   PREFIX=/usr/local: bin/uaio, lib/libuaio.so, include/uaio.h and uaio_ops.h, lib/pkgconfig/uaio.pc
 # SwiftPM cannot give an executable the name of a library product, so the CLI is built as
 # `uaio-cli` and installed as `uaio`.
 PREFIX ?= $(CURDIR)/stage
@@ -29,7 +29,7 @@ install: build
 	install -d $(PREFIX)/bin $(PREFIX)/lib/pkgconfig $(PREFIX)/include
 	install -m 755 $(BIN)/uaio-cli $(PREFIX)/bin/uaio
 	install -m 755 $(BIN)/libuaio.so $(PREFIX)/lib/libuaio.so
-	install -m 644 compat/include/uaio.h $(PREFIX)/include/uaio.h
+	install -m 644 compat/include/uaio.h compat/include/uaio_ops.h $(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' compat/uaio.pc.in > $(PREFIX)/lib/pkgconfig/uaio.pc
 	gcc -O2 -Wall -o $(PREFIX)/bin/uaio-no-uring compat/tools/no-uring.c
 

@@ -83,9 +83,50 @@ static int has_cached_open(void) {
     return v == 1;
 }
 
+// Inline statx calls that took longer than a cached one can (the file system went to a device
+// or a server): +8 each, -1 for each fast one. Past 64 (most calls slow, a network file
+// system), statx is queued for good; a slow call now and then (a preempted thread, an inode
+// read from the disk) does not turn it off. Relaxed: a hint.
+static int slow_statx;
+#define CUAIO_INLINE_STATX_BUDGET_NS 100000
+#define CUAIO_INLINE_STATX_OFF 64
+
+// statx of a path the kernel has cached: an O_PATH open with RESOLVE_CACHED (EAGAIN if any
+// component would need a lookup), then statx of that fd, which reads the inode in memory.
+static long statx_cached(const struct uaiocb *cb) {
+    const char *path = cb->uaio_path;
+    int flags = cb->uaio_flags;
+    int slow = __atomic_load_n(&slow_statx, __ATOMIC_RELAXED);
+    if (!path || slow > CUAIO_INLINE_STATX_OFF || !has_cached_open()) return -EAGAIN;
+    uint64_t start = cuaio_now_ns();
+    long r;
+    if (path[0] == 0) {
+        if (!(flags & AT_EMPTY_PATH)) return -EAGAIN;  // (ENOENT, from the queued one)
+        r = statx(cb->aiocb.aio_fildes, "", flags, cb->uaio_mode, (struct statx *)cb->aiocb.aio_buf);
+    } else {
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0),
+                               .resolve = RESOLVE_CACHED};
+        long fd = syscall(SYS_openat2, cb->aiocb.aio_fildes, path, &how, sizeof how);
+        if (fd < 0) return errno == EAGAIN || errno == EINVAL ? -EAGAIN : -errno;  // ENOENT, EACCES...: statx's too
+        r = statx((int)fd, "", AT_EMPTY_PATH | (flags & ~AT_SYMLINK_NOFOLLOW), cb->uaio_mode,
+                  (struct statx *)cb->aiocb.aio_buf);
+        int e = errno;
+        close((int)fd);
+        errno = e;
+    }
+    if (cuaio_now_ns() - start > CUAIO_INLINE_STATX_BUDGET_NS) __atomic_store_n(&slow_statx, slow + 8, __ATOMIC_RELAXED);
+    else if (slow > 0) __atomic_store_n(&slow_statx, slow - 1, __ATOMIC_RELAXED);
+    // An O_PATH open does not trigger an automount where statx would: an automount point is
+    // left to the queued statx (which overwrites the buffer).
+    if (r == 0 && !(flags & AT_NO_AUTOMOUNT) && (((struct statx *)cb->aiocb.aio_buf)->stx_attributes & STATX_ATTR_AUTOMOUNT))
+        return -EAGAIN;
+    return r == -1 ? -errno : r;
+}
+
 long cuaio_op_inline(const void *p) {
     const struct uaiocb *cb = p;
     if (cb->uaio_op == UAIO_OP_CLOSE) return cuaio_op_perform(cb);
+    if (cb->uaio_op == UAIO_OP_STATX) return statx_cached(cb);
     // A create or truncate writes: never cached. openat2 also refuses mode bits without O_CREAT.
     if (cb->uaio_op != UAIO_OP_OPENAT || (cb->uaio_flags & (O_CREAT | O_TRUNC | __O_TMPFILE)) || !has_cached_open())
         return -EAGAIN;

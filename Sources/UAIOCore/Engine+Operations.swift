@@ -4,9 +4,11 @@
 // other requests, so they never enter the file table. The pool runs them with ops.c's system
 // calls, the ring with ops.c's SQE preparation.
 //
-// Inline first, as io_uring does in the kernel: an openat whose path is all in the kernel's
-// lookup caches (openat2 with RESOLVE_CACHED, 5.12) and a close run on the submitting thread,
-// as the submitter, with no thread hop; anything else, or a cache miss, is queued.
+// Inline first, as io_uring does in the kernel for openat: an openat or a statx whose path is
+// all in the kernel's lookup caches (openat2 with RESOLVE_CACHED, 5.12; statx through an
+// O_PATH fd opened so), and a close, run on the submitting thread, as the submitter, with no
+// thread hop; anything else, or a cache miss, is queued. (A statx that still took long, a
+// network file system asking its server, turns inline statx off for the process: ops.c.)
 //
 // Identity: an operation that resolves a path or checks the caller (Opcode.needsCredentials)
 // must run as the thread that submitted it. On the ring that is free: the submitting thread
@@ -25,7 +27,7 @@ extension Engine {
     func queueExtended(_ cb: AIOCB, _ opcode: Opcode, reqprio: CInt, _ notification: Notification, group: UInt32,
                        _ deferred: inout Deferred) -> Errno?
     {
-        if tryInline && (opcode == .openat || opcode == .close) && !cb.isInProgress(pid: pid) {
+        if tryInline && (opcode == .openat || opcode == .statx || opcode == .close) && !cb.isInProgress(pid: pid) {
             let start = cuaio_now_ns()
             let r = cuaio_op_inline(cb)
             if r != -EAGAIN {

@@ -172,8 +172,8 @@ const char *cuaio_version(void);
 
 /// Runs the operation with its system call on this thread: the result or -errno.
 long cuaio_op_perform(const void *uaiocb);
-/// On the submitting thread if it cannot block: a close, an openat whose path the kernel has
-/// cached (RESOLVE_CACHED). The result, -errno, or -EAGAIN: queue it.
+/// On the submitting thread if it cannot block: a close, an openat or a statx whose path the
+/// kernel has cached (RESOLVE_CACHED). The result, -errno, or -EAGAIN: queue it.
 long cuaio_op_inline(const void *uaiocb);
 /// Prepares `sqe` (a struct io_uring_sqe) for it: 0, or -1 if io_uring has no opcode for it.
 int cuaio_op_prep(void *sqe, const void *uaiocb);
