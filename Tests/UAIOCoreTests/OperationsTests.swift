@@ -162,6 +162,118 @@ private func system_extendedRemoveTree(_ path: String) -> Bool {
         #expect(engine.inFlight == 0)
     }
 
+    /// The other operations: links, modes, owners, times, attributes, hints, syncs, openat2; each
+    /// once with an effect checked and once failing.
+    @Test(arguments: availableKinds)
+    func linksModesTimesAttributesAndHints(_ kind: EngineKind) {
+        let engine = kind.make()
+        let dir = TempDir()
+        defer { dir.remove() }
+        let fd = openat(dir.fd, "a", O_CREAT | O_RDWR, 0o600)
+        defer { close(fd) }
+        #expect(pwrite(fd, "abcdef", 6, 0) == 6)
+        var st = stat()
+        func with(_ a: String, _ b: String = "", _ body: (UnsafePointer<CChar>, UnsafePointer<CChar>) -> Void) {
+            a.withCString { pa in b.withCString { pb in body(pa, pb) } }
+        }
+        with("l", "a") { link, target in  // symlinkat, readlinkat
+            let s = ExtendedRequest(.symlinkat, fd: dir.fd)
+            s.p.pointee.uaio_path = link
+            s.p.pointee.uaio_path2 = target
+            #expect(engine.run(s) == (0, 0))
+            #expect(engine.run(s) == (EEXIST, -1))
+            var buf = [CChar](repeating: 0, count: 16)
+            buf.withUnsafeMutableBytes { b in
+                let r = ExtendedRequest(.readlinkat, fd: dir.fd)
+                r.p.pointee.uaio_path = link
+                r.p.pointee.aiocb.aio_buf = b.baseAddress
+                r.p.pointee.aiocb.aio_nbytes = b.count
+                #expect(engine.run(r) == (0, 1))
+                r.p.pointee.uaio_path = target  // not a link
+                #expect(engine.run(r) == (EINVAL, -1))
+            }
+            #expect(buf[0] == CChar(UInt8(ascii: "a")))
+        }
+        with("a", "h") { from, to in  // linkat
+            let l = ExtendedRequest(.linkat, fd: dir.fd)
+            l.p.pointee.uaio_path = from
+            l.p.pointee.uaio_fd2 = dir.fd
+            l.p.pointee.uaio_path2 = to
+            #expect(engine.run(l) == (0, 0))
+            #expect(fstat(fd, &st) == 0 && st.st_nlink == 2)
+            #expect(engine.run(l) == (EEXIST, -1))
+        }
+        let m = ExtendedRequest(.fchmod, fd: fd)  // fchmod, fchmodat
+        m.p.pointee.uaio_mode = 0o640
+        #expect(engine.run(m) == (0, 0))
+        #expect(fstat(fd, &st) == 0 && st.st_mode & 0o777 == 0o640)
+        with("missing") { p, _ in
+            let ma = ExtendedRequest(.fchmodat, fd: dir.fd)
+            ma.p.pointee.uaio_path = p
+            ma.p.pointee.uaio_mode = 0o600
+            #expect(engine.run(ma) == (ENOENT, -1))
+        }
+        let o = ExtendedRequest(.fchown, fd: fd)  // fchown, fchownat (to our own ids)
+        o.p.pointee.uaio_uid = getuid()
+        o.p.pointee.uaio_gid = getgid()
+        #expect(engine.run(o) == (0, 0))
+        with("a") { p, _ in
+            let oa = ExtendedRequest(.fchownat, fd: -5)
+            oa.p.pointee.uaio_path = p
+            oa.p.pointee.uaio_uid = UInt32.max
+            oa.p.pointee.uaio_gid = UInt32.max
+            #expect(engine.run(oa) == (EBADF, -1))
+        }
+        var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_234_567_890, tv_nsec: 0)]
+        times.withUnsafeMutableBufferPointer { t in  // utimensat on the fd itself (NULL path)
+            let u = ExtendedRequest(.utimensat, fd: fd)
+            u.p.pointee.uaio_arg = UnsafeMutableRawPointer(t.baseAddress!)
+            #expect(engine.run(u) == (0, 0))
+        }
+        #expect(fstat(fd, &st) == 0 && st.st_mtim.tv_sec == 1_234_567_890)
+        with("user.uaio", "v") { name, value in  // fsetxattr, fgetxattr
+            let set = ExtendedRequest(.fsetxattr, fd: fd)
+            set.p.pointee.uaio_path = name
+            set.p.pointee.aiocb.aio_buf = UnsafeMutableRawPointer(mutating: value)
+            set.p.pointee.aiocb.aio_nbytes = 1
+            let (e, _) = engine.run(set)
+            guard e != EOPNOTSUPP else { return }  // no user xattrs on /tmp's file system
+            #expect(e == 0)
+            var buf = [UInt8](repeating: 0, count: 8)
+            buf.withUnsafeMutableBytes { b in
+                let get = ExtendedRequest(.fgetxattr, fd: fd)
+                get.p.pointee.uaio_path = name
+                get.p.pointee.aiocb.aio_buf = b.baseAddress
+                get.p.pointee.aiocb.aio_nbytes = b.count
+                #expect(engine.run(get) == (0, 1))
+            }
+            #expect(buf[0] == UInt8(ascii: "v"))
+        }
+        for op in [Opcode.fadvise, .readahead, .syncFileRange, .syncfs] {  // hints and syncs
+            let h = ExtendedRequest(op, fd: fd)
+            h.p.pointee.uaio_len = 6
+            if op == .fadvise { h.p.pointee.uaio_flags = POSIX_FADV_WILLNEED }
+            if op == .syncFileRange { h.p.pointee.uaio_flags = 2 }  // SYNC_FILE_RANGE_WRITE
+            #expect(engine.run(h) == (0, 0), "\(op)")
+            let bad = ExtendedRequest(op, fd: 9999)
+            #expect(engine.run(bad) == (EBADF, -1), "\(op) on a bad fd")
+        }
+        with("a") { p, _ in  // openat2: struct open_how is three u64s (flags, mode, resolve)
+            var how: (UInt64, UInt64, UInt64) = (UInt64(O_RDONLY), 0, 0)
+            withUnsafeMutablePointer(to: &how) { h in
+                let r = ExtendedRequest(.openat2, fd: dir.fd)
+                r.p.pointee.uaio_path = p
+                r.p.pointee.uaio_arg = UnsafeMutableRawPointer(h)
+                r.p.pointee.aiocb.aio_nbytes = 24
+                let (e, v) = engine.run(r)
+                #expect(e == 0 && v >= 0)
+                close(CInt(v))
+                r.p.pointee.aiocb.aio_nbytes = 7  // a size no open_how has
+                #expect(engine.run(r) == (EINVAL, -1))
+            }
+        }
+    }
+
     /// UAIO_URING_DISABLE_OPS takes the new names: openat goes to the pool, statx stays.
     @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
     func disableOpsSendsAnOperationToThePool() {

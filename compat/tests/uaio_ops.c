@@ -208,6 +208,26 @@ int main(void) {
     uaio_prep_syncfs(&cb, 12345);
     FAILS(&cb, EBADF);
 
+    /* cwd and umask: a relative path with AT_FDCWD resolves against the working directory,
+     * and a created file gets the process's umask, when the request runs. */
+    char cwd[4096];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL && chdir(dir) == 0, "chdir");
+    mode_t old_mask = umask(027);
+    uaio_prep_openat(&cb, AT_FDCWD, "relative", O_CREAT | O_WRONLY | O_EXCL, 0666);
+    fd = run(&cb, &e);
+    CHECK(e == 0 && fd >= 0, "relative openat: %d", e);
+    CHECK(fstat((int)fd, &st) == 0 && (st.st_mode & 0777) == 0640, "umask 027: mode %o", st.st_mode & 0777);
+    close((int)fd);
+    uaio_prep_mkdirat(&cb, AT_FDCWD, "reldir", 0777);
+    OK(&cb, 0);
+    CHECK(fstatat(dfd, "reldir", &st, 0) == 0 && (st.st_mode & 0777) == 0750, "mkdirat with umask: %o", st.st_mode & 0777);
+    uaio_prep_unlinkat(&cb, AT_FDCWD, "reldir", AT_REMOVEDIR);
+    OK(&cb, 0);
+    uaio_prep_unlinkat(&cb, AT_FDCWD, "relative", 0);
+    OK(&cb, 0);
+    umask(old_mask);
+    CHECK(chdir(cwd) == 0, "chdir back");
+
     /* Submission errors: NULL, an unknown operation, a bad sigevent; aio_error on a never-
      * submitted uaiocb. */
     CHECK_ERRNO(submit_fn(NULL), EINVAL);
