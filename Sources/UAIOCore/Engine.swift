@@ -193,7 +193,7 @@ public final class Engine: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var entry: FDEntry
-        let status: stat?, kind: FileKind
+        let status: FileIdentity?, kind: FileKind
         if let hit = files.cached(fd), hit.kind != .stream {
             (entry, status, kind) = (hit, nil, hit.kind)  // the hot path: nothing to copy or call
         } else {
@@ -265,7 +265,7 @@ public final class Engine: @unchecked Sendable {
     private struct FileLookup {
         var entry: FDEntry
         /// Set on a miss: the file is attached once the request is sure to be queued.
-        var status: stat?
+        var status: FileIdentity?
         var kind: FileKind
     }
 
@@ -277,14 +277,14 @@ public final class Engine: @unchecked Sendable {
     /// costs an fstat and an F_GETFL (none if the inline attempt read it), plus an fstatfs for
     /// a regular file this fd has not shown before.
     private func lookUpLocked(_ fd: CInt, knownFlags: CInt?) -> Result<FileLookup, Errno> {
-        func same(_ e: FDEntry, _ st: stat) -> Bool { e.device == UInt64(st.st_dev) && e.inode == UInt64(st.st_ino) }
-        var status: stat? = nil
+        func same(_ e: FDEntry, _ id: FileIdentity) -> Bool { e.device == id.device && e.inode == id.inode }
+        var status: FileIdentity? = nil
         if let hit = files.cached(fd) {
             guard hit.kind == .stream else { return .success(FileLookup(entry: hit, status: nil, kind: hit.kind)) }
             lock.unlock()
             let st = system_fstat(fd)
             lock.lock()
-            let now: stat
+            let now: FileIdentity
             switch st {
             case .success(let v): now = v
             case .failure(let e): return .failure(e)
@@ -296,15 +296,15 @@ public final class Engine: @unchecked Sendable {
         }
         let seen = files.lastSeen(fd)
         lock.unlock()
-        let st: stat, fl: CInt
+        let st: FileIdentity, fl: CInt
         switch (status.map { .success($0) } ?? system_fstat(fd), knownFlags.map { .success($0) } ?? system_getfl(fd)) {
         case (.success(let a), .success(let b)): (st, fl) = (a, b)
         case (.failure(let e), _), (_, .failure(let e)):
             lock.lock()
             return .failure(e)
         }
-        let kind = FileKind(mode: st.st_mode) {
-            if let seen, seen.device == UInt64(st.st_dev), seen.inode == UInt64(st.st_ino) {
+        let kind = FileKind(mode: st.mode) {
+            if let seen, seen.device == st.device, seen.inode == st.inode {
                 return seen.kind == .memory  // no fstatfs for an inode seen before
             }
             return system_inMemory(fd)

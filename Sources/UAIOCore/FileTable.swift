@@ -153,8 +153,8 @@ final class FileTable {
 
     /// Finds or creates the file for (device, inode), of `kind`, and caches it for `fd`. nil
     /// when the table is full (EAGAIN).
-    func attach(fd: CInt, status st: stat, kind: FileKind, flags: CInt) -> FDEntry? {
-        let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
+    func attach(fd: CInt, status st: FileIdentity, kind: FileKind, flags: CInt) -> FDEntry? {
+        let dev = st.device, ino = st.inode
         let b = bucket(dev, ino)
         var i = buckets[b]
         while i != nilIndex {

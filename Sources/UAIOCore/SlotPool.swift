@@ -15,10 +15,10 @@ protocol Poolable {
 final class SlotPool<Slot: Poolable> {
     let capacity: UInt32
     let base: UnsafeMutablePointer<Slot>
-    private var freeHead = nilIndex
+    @exclusivity(unchecked) private var freeHead = nilIndex
     /// Slots below this index have been initialised; above it the mapping is untouched.
-    private(set) var highWater: UInt32 = 0
-    private(set) var live: UInt32 = 0
+    @exclusivity(unchecked) private(set) var highWater: UInt32 = 0
+    @exclusivity(unchecked) private(set) var live: UInt32 = 0
 
     init?(capacity: Int) {
         guard capacity > 0, capacity < Int(nilIndex),

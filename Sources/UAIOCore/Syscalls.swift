@@ -79,9 +79,18 @@ enum NoWaitRead {
 @inline(never) func system_fsync(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fsync(fd) } }
 @inline(never) func system_fdatasync(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fdatasync(fd) } }
 
-@inline(never) func system_fstat(_ fd: CInt) -> Result<stat, Errno> {
+/// What the engine needs of an fstat: which file, and what kind. (Not the 144-byte stat:
+/// copying that through Results and optionals cost more than the rest of a lookup.)
+struct FileIdentity {
+    var device: UInt64
+    var inode: UInt64
+    var mode: mode_t
+}
+
+@inline(never) func system_fstat(_ fd: CInt) -> Result<FileIdentity, Errno> {
     var st = stat()
-    return valueOrErrno { fstat(fd, &st) }.map { _ in st }
+    guard fstat(fd, &st) == 0 else { return .failure(.current) }  // (fstat never fails with EINTR)
+    return .success(FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), mode: st.st_mode))
 }
 /// fcntl(F_DUPFD_CLOEXEC): a second number for the same open file.
 @inline(never) func system_dup(_ fd: CInt) -> Result<CInt, Errno> { valueOrErrno { fcntl(fd, F_DUPFD_CLOEXEC, 0) } }

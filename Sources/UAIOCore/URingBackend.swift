@@ -62,14 +62,14 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     private let sqLock = Lock()
     private let cqLock = Lock()
     /// Indexed by Opcode.rawValue: served by the ring. Engine lock.
-    private var routed: [Bool]
+    @exclusivity(unchecked) private var routed: [Bool]
     /// The routes as set up, never changed: the uaio_ops.h operations never move (their EINVAL,
     /// EACCES and EOPNOTSUPP are their own), so these may be read without the lock for them.
     private let initialRoutes: [Bool]
     /// cqLock: a drained batch of (user_data, res), and completions to deliver, both reused so
     /// that reaping never allocates.
-    private var batch: [(UInt64, Int32)] = []
-    private var spareDeliveries: [Delivery] = []
+    @exclusivity(unchecked) private var batch: [(UInt64, Int32)] = []
+    @exclusivity(unchecked) private var spareDeliveries: [Delivery] = []
     /// io_uring_enter calls that submitted (relaxed: a statistic, for the CLI and tests).
     private let enters: UnsafeMutablePointer<UInt64> = {
         let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
@@ -94,10 +94,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// user_data of the doorbell's NOPs.
     static let doorbellToken = UInt64.max
     /// Timed waits in the kernel need IORING_FEAT_EXT_ARG (5.11).
-    private var timedWaits = false
+    @exclusivity(unchecked) private var timedWaits = false
     /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
-    private var reaperStarted = false
-    private var inFlight = 0
+    @exclusivity(unchecked) private var reaperStarted = false
+    @exclusivity(unchecked) private var inFlight = 0
 
     /// Sets up the ring, applies the worker limits to its io-wq, and probes its opcodes.
     /// `restrictTo` (tests) registers IORING_REGISTER_RESTRICTIONS allowing only those

@@ -44,12 +44,12 @@ import Glibc
 /// One class's queue and worker accounting.
 final class WorkQueue {
     let workClass: WorkClass
-    var limit: Int
+    @exclusivity(unchecked) var limit: Int
     /// Per aio_reqprio level (0 runs first), index-linked through the slots.
-    private var heads = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
-    private var tails = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
-    private var nonEmpty: UInt32 = 0
-    private(set) var queued = 0 {
+    @exclusivity(unchecked) private var heads = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
+    @exclusivity(unchecked) private var tails = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
+    @exclusivity(unchecked) private var nonEmpty: UInt32 = 0
+    @exclusivity(unchecked) private(set) var queued = 0 {
         // relaxed: a hint for the inline read path (Engine.readInline), read without the lock.
         didSet { cuaio_store_u32_relaxed(backlog, UInt32(truncatingIfNeeded: queued)) }
     }
@@ -58,7 +58,7 @@ final class WorkQueue {
     var queuedHint: UInt32 { cuaio_load_u32_relaxed(backlog) }
     /// Workers alive, waiting for work, claimed by a signal but not yet awake, and sleeping in
     /// the kernel on a request.
-    var total = 0, idle = 0, claimed = 0, blocked = 0
+    @exclusivity(unchecked) var total = 0, idle = 0, claimed = 0, blocked = 0
     let condition: Lock.Condition
 
     init(_ workClass: WorkClass, limit: Int, lock: Lock) {
@@ -157,9 +157,9 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     }
 
     func afterUnlock(_ deferred: inout Deferred) {
-        for (q, n) in [(queues[0], deferred.spawn.bounded), (queues[1], deferred.spawn.unbounded)] where n > 0 {
-            for _ in 0..<n { startWorker(q) }
-        }
+        // (No array literal here: it would allocate on every submission.)
+        for _ in 0..<deferred.spawn.bounded { startWorker(queues[0]) }
+        for _ in 0..<deferred.spawn.unbounded { startWorker(queues[1]) }
         deferred.spawn = (0, 0)
     }
 

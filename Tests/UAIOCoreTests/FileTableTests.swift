@@ -9,11 +9,8 @@ import Testing
     let table = FileTable(capacity: 64)!
 
     private func file(_ mode: mode_t, inode: Int = 7, fd: CInt = 3) -> UInt32 {
-        var st = stat()
-        st.st_dev = 1
-        st.st_ino = UInt(inode)
-        st.st_mode = mode
-        return table.attach(fd: fd, status: st, kind: FileKind(mode: mode) { false }, flags: O_RDWR)!.file
+        let id = FileIdentity(device: 1, inode: UInt64(inode), mode: mode)
+        return table.attach(fd: fd, status: id, kind: FileKind(mode: mode) { false }, flags: O_RDWR)!.file
     }
 
     /// Submits `opcode` in `lane`; returns its index and whether it may start.

@@ -36,7 +36,7 @@ struct TempDir {
     init() {
         var template = Array("/tmp/uaio-ops-swift-XXXXXX".utf8CString)
         precondition(mkdtemp(&template) != nil)
-        path = String(cString: template)
+        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         fd = open(path, O_RDONLY | O_DIRECTORY)
     }
     func remove() {
