@@ -158,7 +158,8 @@ public func uaio_export_aio_waitn(_ list: UnsafeMutablePointer<AIOCB?>?, _ nent:
 
 private func cancel(_ fd: CInt, _ cb: AIOCB?) -> CInt {
     if let cb, cb.pointee.aio_fildes != fd { return fail(.invalid) }
-    if fcntl(fd, F_GETFD) == -1 { return fail(.badFD) }
+    // AT_FDCWD is no fd, but a uaiocb's path operation may name it: its aiocb is what counts.
+    if fcntl(fd, F_GETFD) == -1 && !(fd == AT_FDCWD && cb != nil) { return fail(.badFD) }
     guard let engine = Engine.existing() else { return CInt(AIO_ALLDONE) }
     return engine.cancel(fd: fd, cb)
 }

@@ -225,6 +225,8 @@ int main(void) {
     OK(&cb, 0);
     uaio_prep_unlinkat(&cb, AT_FDCWD, "relative", 0);
     OK(&cb, 0);
+    CHECK(aio_cancel(AT_FDCWD, &cb.aiocb) == AIO_ALLDONE, "aio_cancel(AT_FDCWD, cb) of a finished request");
+    CHECK(aio_cancel(AT_FDCWD, NULL) == -1 && errno == EBADF, "aio_cancel(AT_FDCWD, NULL): EBADF");
     umask(old_mask);
     CHECK(chdir(cwd) == 0, "chdir back");
 

@@ -7,6 +7,8 @@
  * an aiocb has works as on aio_read: aio_sigevent (every kind), aio_reqprio, aio_error
  * (EINPROGRESS, then 0, the errno or ECANCELED), aio_return (the system call's result: an fd,
  * a byte count, or 0). The control block, its paths and buffers must stay valid until then.
+ * aio_cancel(cb->aiocb.aio_fildes, &cb->aiocb) works as for an aiocb, AT_FDCWD included; a
+ * path operation that has started cannot be stopped (AIO_NOTCANCELED, as for disk I/O).
  *
  * The arguments, in the system call's order (unused fields are ignored; zero them):
  *
