@@ -42,10 +42,9 @@ extension Engine {
         var creds = cuaio_creds()
         let keepsCredentials = opcode.needsCredentials && !onRing
         if keepsCredentials {
-            let e = cuaio_creds_take(&creds)
-            if e != 0 {
+            if cuaio_creds_take(&creds) != 0 {  // (ENOMEM for a long group list: a resource, EAGAIN)
                 cuaio_creds_release(&creds)
-                return Errno(-e)
+                return .again
             }
         }
         lock.lock()
