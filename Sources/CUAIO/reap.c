@@ -58,7 +58,11 @@ struct cuaio_reapq *cuaio_reapq_create(uint32_t capacity) {
     q->mask = n - 1;
     atomic_store_explicit(&q->eventfd, -1, memory_order_relaxed);
     pthread_mutex_init(&q->lock, NULL);
-    // Entry i starts as "ticket i - n, taken": the ticket i producer finds a stale word.
+    // Tickets start at n, and every entry as "ticket 0, taken": a consumer that reaches a
+    // ticket whose producer has not claimed its entry yet sees an older ticket there and waits,
+    // never mistaking the initial word for a request already taken.
+    atomic_store_explicit(&q->tail, n, memory_order_relaxed);
+    q->head = n;
     for (uint64_t i = 0; i < n; i++) q->entries[i].state = word(0, TAKEN);
     return q;
 }
