@@ -222,6 +222,18 @@ final class FileTable {
         return ready
     }
 
+    /// Whether `leave` would ready another request (lock held): a sync waiting for this one to
+    /// be the file's oldest, or the next request of its lane. Most completions ready nothing.
+    func completionReadies(_ slot: UnsafeMutablePointer<RequestSlot>, requests: SlotPool<RequestSlot>) -> Bool {
+        guard slot.pointee.file != nilIndex else { return false }
+        if slot.pointee.filePrev == nilIndex, slot.pointee.fileNext != nilIndex {
+            let n = requests[slot.pointee.fileNext]
+            if n.pointee.state == .held && n.pointee.opcode.isSync { return true }
+        }
+        let l = slot.pointee.laneNext
+        return slot.pointee.lane != .none && l != nilIndex && requests[l].pointee.state == .held
+    }
+
     /// Removes request `r` (completed or cancelled) from its file. Returns up to two held
     /// requests that may now start: the new head of the file if it is a held fsync, and
     /// the next request of `r`'s lane.

@@ -430,7 +430,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                 if live {
                     var startsThread = false
                     if case .thread = s.pointee.notification { startsThread = true }
-                    if startsThread || s.pointee.group != nilIndex || s.pointee.fileNext != nilIndex
+                    if startsThread || s.pointee.group != nilIndex || engine.files.completionReadies(s, requests: engine.requests)
                         || Self.refused(s.pointee.opcode, res, reissued: false)
                     {
                         handBack = true

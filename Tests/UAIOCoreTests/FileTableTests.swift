@@ -25,8 +25,12 @@ import Testing
         return (r, ready)
     }
 
+    /// Also checks `completionReadies` (which lets a waiter in aio_suspend complete the request
+    /// itself): it must never say "nothing" when leaving readies something.
     private func leave(_ r: UInt32) -> [UInt32] {
+        let predicted = table.completionReadies(requests[r], requests: requests)
         let (a, b) = table.leave(r, requests[r], requests: requests)
+        #expect(predicted || (a == nilIndex && b == nilIndex), "completionReadies missed what leave readied")
         requests[r].pointee.state = .free
         requests.give(r)
         return [a, b].filter { $0 != nilIndex }
@@ -42,6 +46,23 @@ import Testing
         #expect(leave(w2).isEmpty)  // r1 is still earlier than the fsync
         #expect(leave(r4).isEmpty)
         #expect(leave(r1) == [s3])  // now the fsync heads the file
+    }
+
+    /// Reads and positioned writes in flight together ready nothing when one ends, so the
+    /// waiter in aio_suspend may complete them itself; the last request before a held fsync
+    /// readies it.
+    @Test func completionsThatReadyNothingAreToldApart() {
+        let f = file(S_IFREG)
+        let (r1, _) = enter(f, .read)
+        let (w2, _) = enter(f, .write)
+        let (r3, _) = enter(f, .read)
+        #expect(!table.completionReadies(requests[r1], requests: requests))
+        #expect(!table.completionReadies(requests[w2], requests: requests))
+        let (s4, _) = enter(f, .fsync)
+        #expect(!table.completionReadies(requests[r1], requests: requests))  // w2 and r3 still before s4
+        #expect(leave(w2).isEmpty && leave(r3).isEmpty)
+        #expect(table.completionReadies(requests[r1], requests: requests))  // now s4 waits for r1 alone
+        #expect(leave(r1) == [s4] && leave(s4).isEmpty)
     }
 
     @Test func appendWritesRunOneAtATimeInOrder() {
