@@ -179,7 +179,9 @@ func requestsReport(_ r: Region) -> (json: JSON, text: String) {
     let now = cuaio_now_ns()
     var rows: [[String]] = [], items: [JSON] = []
     for (slot, q) in r.requests() {
-        let path = readLink("/proc/\(r.pid)/fd/\(q.fd)") ?? "?"
+        // A uaio_ops.h path operation may name AT_FDCWD: the process's working directory.
+        let path = q.fd == AT_FDCWD ? readLink("/proc/\(r.pid)/cwd").map { $0 + " (cwd)" } ?? "(cwd)"
+            : readLink("/proc/\(r.pid)/fd/\(q.fd)") ?? "?"
         let wchan = q.worker_tid > 0 ? readText("/proc/\(r.pid)/task/\(q.worker_tid)/wchan") ?? "?" : ""
         let state = Int(q.state) < stateNames.count ? stateNames[Int(q.state)] : "?"
         let backend = Int(q.backend) < backendNames.count ? backendNames[Int(q.backend)] : "?"
