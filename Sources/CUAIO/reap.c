@@ -130,23 +130,28 @@ int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max, int han
     int n = 0;
     pthread_mutex_lock(&q->lock);
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
-    while (n < max && q->head < tail) {
-        struct entry *e = &q->entries[q->head & q->mask];
+    // `head` passes only entries that are done with; an entry whose producer has not finished
+    // (preempted, or in a signal handler) holds it back, but not the ready entries after it.
+    int advancing = 1;
+    for (uint64_t i = q->head; n < max && i < tail; i++) {
+        struct entry *e = &q->entries[i & q->mask];
         uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
         uint64_t t = s >> 2;
-        if (t < q->head) break;  // its producer has not claimed it yet: later
-        if (t > q->head) { q->head++; continue; }  // dropped and reused
-        if ((s & 3) == WRITING) break;  // its result is not visible yet: later
-        // (HANDED or TAKEN: gone already; passed below.)
-        if ((s & 3) == READY) {
+        if (t == i && (s & 3) == READY) {
             struct aiocb *cb = atomic_load_explicit(&e->cb, memory_order_relaxed);
-            if (!atomic_compare_exchange_strong_explicit(&e->state, &s, word(t, hand ? HANDED : TAKEN), memory_order_acq_rel,
-                                                         memory_order_acquire))
-                continue;  // aio_return took it: look again
+            if (!atomic_compare_exchange_strong_explicit(&e->state, &s, word(t, hand ? HANDED : TAKEN),
+                                                         memory_order_acq_rel, memory_order_acquire)) {
+                i--;  // aio_return took it, or a producer reused it: look again
+                continue;
+            }
             left_ready(q);
             out[n++] = cb;
+        } else if (t < i || (t == i && (s & 3) == WRITING)) {
+            advancing = 0;  // not claimed yet, or its result not visible yet: later
+            continue;
         }
-        q->head++;
+        // Taken, handed out, or dropped and reused (t > i): done with.
+        if (advancing) q->head = i + 1;
     }
     pthread_mutex_unlock(&q->lock);
     return n;
