@@ -76,12 +76,17 @@ extension UnsafeMutablePointer where Pointee == aiocb {
 /// aio_error and aio_return over the fields above.
 public enum AIOStatus {
     /// aio_error: EINPROGRESS, 0, ECANCELED or the request's errno; .invalid for an aiocb we
-    /// never saw, or one in progress in another process (a forked child's copy).
-    public static func error(_ cb: AIOCB) -> Result<CInt, Errno> {
+    /// never saw, or one in progress in another process (a forked child's copy). `engine`: as
+    /// for takeReturn.
+    public static func error(_ cb: AIOCB, engine: Engine? = Engine.existing()) -> Result<CInt, Errno> {
         guard cb.isOurs else { return .failure(.invalid) }
         let e = cb.errorCode
-        if e == EINPROGRESS && cb.tagPid != Engine.existing()?.pid { return .failure(.invalid) }
-        return .success(e)
+        guard e == EINPROGRESS else { return .success(e) }
+        guard let engine, cb.tagPid == engine.pid else { return .failure(.invalid) }
+        // A program polling aio_error finds its ring completions without the reaper.
+        guard let uring = engine.uring else { return .success(e) }
+        uring.reapIfReady()
+        return .success(cb.errorCode)
     }
 
     /// aio_return: the result, the first time only; .invalid while in progress or afterwards.

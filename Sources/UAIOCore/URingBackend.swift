@@ -41,7 +41,16 @@
 //    which only the role holder consumes. Dekker pairing: the holder's claim (seq_cst) precedes
 //    its seq_cst read of the ring's sequence and its check of its condition; a publisher's
 //    seq_cst increment of the sequence precedes its seq_cst read of the role. Either the holder
-//    sees the completion, or the publisher sees the holder and the NOP wakes it.
+//    sees the completion, or the publisher sees the holder and the NOP wakes it;
+//  - the role names its holder's thread, so that a signal handler which interrupted a wait on
+//    its own thread (the wait holds no lock while in the kernel) waits or reaps in its place,
+//    where it would otherwise wait for a reaper that leaves the CQ to the interrupted wait.
+//
+// Polling without the extra hop. A program that polls aio_error never sleeps in the library,
+// and its completions came through the reaper's wake-up on the other CPU. So aio_error on a
+// request in progress looks at the CQ (two loads) and, if it holds CQEs, takes the role as a
+// poller for one pass under `cqLock`, by the same rules as the waiter. The eventfd stays on
+// meanwhile, and the reaper waits for `cqLock` instead of leaving the CQ alone.
 //
 // Ordering needs nothing here: the engine's file table holds a request back until its
 // ordering rules allow it to start, and only then hands it to a backend.
@@ -77,12 +86,21 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         return p
     }()
     var submitCalls: UInt64 { cuaio_load_u64_relaxed(enters) }
+    /// Completions reaped by threads polling aio_error (relaxed: a statistic, for tests).
+    private let polled: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    var polledCompletions: UInt64 { cuaio_load_u64_relaxed(polled) }
     /// The SQ's size as the kernel made it, and the ring's fd.
     var entries: Int { Int(ring.pointee.sq.ring_entries) }
     var fd: CInt { ring.pointee.ring_fd }
-    /// The kernel-waiter role: 0 free, 1 held.
-    private let role: UnsafeMutablePointer<UInt32> = {
-        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    /// The CQ-consumer role of the application's threads (the header): 0 when free, else the
+    /// holder's `cuaio_thread_self()` tagged with its kind (`Role`). Naming the holder lets a
+    /// signal handler that interrupted it, on its own thread, carry on in its place.
+    private let role: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         p.initialize(to: 0)
         return p
     }()
@@ -285,8 +303,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         cqLock.lock()
         defer { cqLock.unlock() }
         while true {
-            // The role holder consumes the CQ alone (the header): its doorbells are its own.
-            if roleHeld { return total }
+            // A waiter in the kernel consumes the CQ alone (the header): its doorbells are its
+            // own. A poller holds `cqLock` for its pass: this waited for it above.
+            if roleKind == Role.waiting { return total }
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             batch.removeAll(keepingCapacity: true)
             while batch.count < Self.batchSize, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
@@ -361,11 +380,20 @@ final class URingBackend: IOBackend, @unchecked Sendable {
 
     // MARK: waiting in the kernel
 
-    private var roleHeld: Bool { cuaio_load_u32_seqcst(role) != 0 }
+    private enum Role {
+        /// Asleep in io_uring_enter, with the eventfd off: publishers ring the doorbell, and
+        /// the reaper leaves the CQ alone.
+        static let waiting: UInt64 = 1
+        /// One pass over the CQ from aio_error, under `cqLock`: the reaper waits for the lock.
+        static let polling: UInt64 = 2
+        static func kind(_ word: UInt64) -> UInt64 { word & 3 }
+    }
+
+    private var roleKind: UInt64 { Role.kind(cuaio_load_u64_seqcst(role)) }
 
     /// Called by every publisher except the role holder, after publishing (Engine.deliver).
     func ringDoorbellIfWaiting() {
-        guard roleHeld else { return }
+        guard roleKind == Role.waiting else { return }
         sqLock.withLock {
             var sqe = io_uring_get_sqe(ring)
             if sqe == nil {  // SQ full: make room
@@ -385,18 +413,23 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// the role or handed it back: the caller waits on the futex (for what is left). Otherwise
     /// the outcome: nil (done), .timedOut, .interrupted.
     func waitInKernel(deadlineNs: UInt64?, until done: () -> Bool) -> Errno?? {
-        guard timedWaits, cuaio_cas_u32_seqcst(role, 0, 1) != 0 else { return nil }
-        _ = io_uring_cq_eventfd_toggle(ring, false)  // the reaper sleeps on: this thread reaps
-        defer {
-            _ = io_uring_cq_eventfd_toggle(ring, true)
-            cuaio_fence_seqcst()  // the flag's store before the read of the CQ below (the header)
-            cuaio_store_u32_seqcst(role, 0)
-            if io_uring_cq_ready(ring) > 0 { system_eventfdSignal(eventFD) }  // left for the reaper
-        }
+        guard timedWaits else { return nil }
+        let mine = cuaio_thread_self() | Role.waiting
+        // A signal handler that interrupted this thread's own wait (in io_uring_enter, holding
+        // no lock) waits in its place; the role stays the interrupted wait's to release.
+        let nested = cuaio_load_u64_seqcst(role) == mine
+        guard nested || claimRole(mine) else { return nil }
+        if !nested { _ = io_uring_cq_eventfd_toggle(ring, false) }  // the reaper sleeps on
+        defer { if !nested { releaseRole(mine) } }
         while true {
+            // Gone if a nested wait handed the CQ back meanwhile.
+            guard cuaio_load_u64_seqcst(role) == mine else { return nil }
             _ = engine.ring.sequenceSeqCst  // the Dekker read (header)
             if done() { return .some(nil) }
-            guard reapAsWaiter() else { return nil }
+            guard reapAsWaiter() else {
+                releaseRole(mine)
+                return nil
+            }
             if done() { return .some(nil) }
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             let r: CInt
@@ -413,8 +446,49 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         }
     }
 
+    /// A thread polling aio_error reaps the CQ itself when it holds CQEs (two loads when it
+    /// does not), as a waiter would: the completion is there without the reaper's wake-up on
+    /// the other CPU and the hand-over after it. What it may not process (see reapAsWaiter)
+    /// stays for the reaper: no waiter holds the role, so the eventfd is on and the kernel
+    /// signalled it for those CQEs (a waiter that had it off signalled on leaving), and the
+    /// reaper never skips the CQ for a poller. Async-signal-safe, as aio_error is.
+    func reapIfReady() {
+        guard io_uring_cq_ready(ring) > 0 else { return }
+        let me = cuaio_thread_self()
+        if cuaio_cas_u64_seqcst(role, 0, me | Role.polling) != 0 {
+            _ = reapAsWaiter(counting: polled)
+            cuaio_store_u64_seqcst(role, 0)
+        } else if cuaio_load_u64_seqcst(role) == me | Role.waiting {
+            // A signal handler interrupted this thread's own wait: reap in its place.
+            if !reapAsWaiter(counting: polled) { releaseRole(me | Role.waiting) }
+        }
+    }
+
+    /// Takes the role. A poller holds it for one pass over the CQ only, so a waiter retries a
+    /// bounded number of times, and not at all if the poller is its own thread (it is then
+    /// a signal handler that interrupted that pass).
+    private func claimRole(_ mine: UInt64) -> Bool {
+        let poller = (mine & ~3) | Role.polling
+        for _ in 0..<64 {
+            if cuaio_cas_u64_seqcst(role, 0, mine) != 0 { return true }
+            let holder = cuaio_load_u64_seqcst(role)
+            if Role.kind(holder) != Role.polling || holder == poller { return false }
+            sched_yield()
+        }
+        return false
+    }
+
+    /// Releases a waiter's role if it still holds it (a nested wait may have released it).
+    private func releaseRole(_ mine: UInt64) {
+        guard cuaio_load_u64_seqcst(role) == mine else { return }
+        _ = io_uring_cq_eventfd_toggle(ring, true)
+        cuaio_fence_seqcst()  // the flag's store before the read of the CQ below (the header)
+        cuaio_store_u64_seqcst(role, 0)
+        if io_uring_cq_ready(ring) > 0 { system_eventfdSignal(eventFD) }  // left for the reaper
+    }
+
     /// The role holder's reaping: safe CQEs only, trylocks only. False: hand the CQ back.
-    private func reapAsWaiter() -> Bool {
+    private func reapAsWaiter(counting: UnsafeMutablePointer<UInt64>? = nil) -> Bool {
         guard cqLock.tryLock() else { return false }
         defer { cqLock.unlock() }
         guard engine.lock.tryLock() else { return false }
@@ -446,6 +520,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             io_uring_cqe_seen(ring, c)
         }
         engine.lock.unlock()
+        if let counting { _ = cuaio_add_u64_relaxed(counting, UInt64(spareDeliveries.count)) }
         for d in spareDeliveries { engine.deliver(d, doorbell: false) }
         spareDeliveries.removeAll(keepingCapacity: true)
         return !handBack

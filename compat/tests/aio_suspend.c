@@ -1,6 +1,7 @@
 /* aio_suspend: returns as soon as one listed request is done (NULL entries ignored),
  * -1/EAGAIN on timeout, -1/EINTR when a signal interrupts it, EINVAL for a bad timeout; and
- * aio_error, aio_return and aio_suspend are async-signal-safe (called from a handler). */
+ * aio_error, aio_return and aio_suspend are async-signal-safe (called from a handler), even in a
+ * handler that interrupted the same thread's aio_suspend and waits for another request. */
 #include "helpers.h"
 
 static volatile int handled;
@@ -14,6 +15,36 @@ static void on_done(int s, siginfo_t *si, void *ctx) {
     struct aiocb *cb = si->si_value.sival_ptr;
     const struct aiocb *list[] = {cb};
     if (aio_suspend(list, 1, NULL) == 0 && aio_error(cb) == 0) handler_result = aio_return(cb);
+}
+
+/* The nested case: a handler that interrupted this thread's aio_suspend waits for `nested_cb`
+ * (blocking in aio_suspend, or polling aio_error), which a helper thread completes. */
+static struct aiocb nested_cb;
+static volatile int nested_poll, nested_state = -2;
+static int nested_pipe[2];
+
+static void on_nested(int s) {
+    (void)s;
+    const struct aiocb *list[] = {&nested_cb};
+    if (nested_poll) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            nested_state = aio_error(&nested_cb);
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while (nested_state == EINPROGRESS && t.tv_sec - t0.tv_sec < 5);
+    } else {
+        struct timespec five = {5, 0};
+        nested_state = aio_suspend(list, 1, &five) == 0 ? aio_error(&nested_cb) : -errno;
+    }
+}
+
+static void *nested_helper(void *main_thread) {
+    t_sleep_ms(100);
+    pthread_kill(*(pthread_t *)main_thread, SIGUSR2);
+    t_sleep_ms(100);
+    if (write(nested_pipe[1], "n", 1) != 1) abort();
+    return NULL;
 }
 
 static uint64_t now_ms(void) {
@@ -81,6 +112,36 @@ int main(void) {
     CHECK(write(p[1], "x", 1) == 1, "write");
     for (int i = 0; i < 500 && handler_result == -2; i++) t_sleep_ms(10);
     CHECK(handler_result == 1, "handler reaped %zd", handler_result);
-    t_require_uaio(3);
+
+    /* A handler interrupts this thread's own wait and waits for another request, blocking
+     * and then polling. (On the ring, the interrupted wait holds the CQ: the handler must
+     * reap in its place, or nobody does.) */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_nested; /* no SA_RESTART */
+    sigaction(SIGUSR2, &sa, NULL);
+    CHECK(pipe(nested_pipe) == 0, "pipe");
+    struct aiocb outer_cb;
+    char o;
+    t_prep(&outer_cb, p[0], &o, 1);
+    CHECK(aio_read(&outer_cb) == 0, "aio_read");
+    for (nested_poll = 0; nested_poll < 2; nested_poll++) {
+        char n;
+        nested_state = -2;
+        t_prep(&nested_cb, nested_pipe[0], &n, 1);
+        CHECK(aio_read(&nested_cb) == 0, "aio_read");
+        pthread_t self = pthread_self(), helper;
+        CHECK(pthread_create(&helper, NULL, nested_helper, &self) == 0, "pthread_create");
+        const struct aiocb *outer[] = {&outer_cb};
+        t0 = now_ms();
+        CHECK_ERRNO(aio_suspend(outer, 1, NULL), EINTR);
+        pthread_join(helper, NULL);
+        CHECK(nested_state == 0, "%s in the handler: %d after %llu ms", nested_poll ? "aio_error" : "aio_suspend",
+              nested_state, (unsigned long long)(now_ms() - t0));
+        CHECK(aio_return(&nested_cb) == 1 && n == 'n', "nested result");
+        CHECK(aio_error(&outer_cb) == EINPROGRESS, "the outer request is still in progress");
+    }
+    CHECK(write(p[1], "!", 1) == 1, "write");
+    CHECK(t_wait(&outer_cb, 5000) == 1 && o == '!', "outer read");
+    t_require_uaio(6);
     return T_EXIT_PASS;
 }
