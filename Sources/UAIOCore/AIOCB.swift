@@ -76,22 +76,28 @@ extension UnsafeMutablePointer where Pointee == aiocb {
 /// aio_error and aio_return over the fields above.
 public enum AIOStatus {
     /// aio_error: EINPROGRESS, 0, ECANCELED or the request's errno; .invalid for an aiocb we
-    /// never saw, or one in progress in another process (a forked child's copy). `engine`: as
-    /// for takeReturn.
-    public static func error(_ cb: AIOCB, engine: Engine? = Engine.existing()) -> Result<CInt, Errno> {
+    /// never saw, or one in progress in another process (a forked child's copy).
+    public static func error(_ cb: AIOCB) -> Result<CInt, Errno> {
+        // The engine only for a request in progress: the usual answer is two loads.
+        guard cb.isOurs, cb.errorCode == EINPROGRESS else { return error(cb, engine: nil) }
+        return Engine.withExisting { error(cb, engine: $0) } ?? error(cb, engine: nil)
+    }
+
+    /// aio_error against `engine`, the one that runs the request (tests build their own).
+    public static func error(_ cb: AIOCB, engine: Engine?) -> Result<CInt, Errno> {
         guard cb.isOurs else { return .failure(.invalid) }
         let e = cb.errorCode
         guard e == EINPROGRESS else { return .success(e) }
-        guard let engine, cb.tagPid == engine.pid else { return .failure(.invalid) }
-        // A program polling aio_error finds its ring completions without the reaper.
-        guard let uring = engine.uring else { return .success(e) }
-        uring.reapIfReady()
-        return .success(cb.errorCode)
+        return engine?.errorInProgress(cb) ?? .failure(.invalid)
     }
 
     /// aio_return: the result, the first time only; .invalid while in progress or afterwards.
-    /// `engine`: the one that ran it (tests build their own; the C ABI has one per process).
-    public static func takeReturn(_ cb: AIOCB, engine: Engine? = Engine.existing()) -> Result<Int, Errno> {
+    public static func takeReturn(_ cb: AIOCB) -> Result<Int, Errno> {
+        Engine.withExisting { takeReturn(cb, engine: $0) } ?? takeReturn(cb, engine: nil)
+    }
+
+    /// aio_return against `engine`, the one that ran the request (tests build their own).
+    public static func takeReturn(_ cb: AIOCB, engine: Engine?) -> Result<Int, Errno> {
         guard cb.isOurs, cb.errorCode != EINPROGRESS else { return .failure(.invalid) }
         // First: a reaper must not hand out an aiocb returned (and maybe freed) here.
         guard engine?.reapedByReturn(cb) != false, let r = cb.takeResult() else { return .failure(.invalid) }

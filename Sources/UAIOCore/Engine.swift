@@ -13,6 +13,7 @@
 // the SQ lock takes another. aio_error, aio_return and aio_suspend take none of them (they are
 // async-signal-safe).
 import CUAIO
+import CURing
 import Glibc
 
 /// A lio_listio list with a notification of its own, counted down by its requests.
@@ -48,6 +49,9 @@ public final class Engine: @unchecked Sendable {
     /// Set once, in init (it needs `self`). Unchecked: read on every submission, and a class
     /// `var` would otherwise pay a dynamic exclusivity check each time.
     @exclusivity(unchecked) private(set) var uring: URingBackend?
+    /// `uring`'s io_uring, for aio_error's look at the CQ: a plain pointer, so that the look
+    /// (two loads) retains nothing. Set once, with `uring`.
+    @exclusivity(unchecked) private(set) var polledRing: UnsafeMutablePointer<io_uring>?
     /// Why there is no ring, if there is none.
     public private(set) var ringSetupError: Errno?
     /// UAIO_TRY_INLINE: see `readInline`.
@@ -90,6 +94,7 @@ public final class Engine: @unchecked Sendable {
         if configuration.backend.value != .pool {
             do {
                 uring = try URingBackend(engine: self, restrictTo: restrictRingTo)
+                polledRing = uring?.rawRing
             } catch {
                 ringSetupError = error
                 if configuration.debug.value {
@@ -138,6 +143,34 @@ public final class Engine: @unchecked Sendable {
     public static func existing() -> Engine? {
         guard let p = cuaio_engine_load() else { return nil }
         return Unmanaged<Engine>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// `body` with the process's engine, if there is one, without retaining it: every request
+    /// calls in here several times, and a retain and release are atomic read-modify-writes on
+    /// a line other threads write too. The engine lives until exit (a forked child replaces
+    /// its copy, in that child only, before anything else runs there).
+    @inline(__always)
+    static func withExisting<R>(_ body: (Engine) -> R) -> R? {
+        guard let p = cuaio_engine_load() else { return nil }
+        return Unmanaged<Engine>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// aio_read and the other submissions on the process's engine, built on first use (EAGAIN
+    /// if it cannot be), without retaining it.
+    public static func submitToCurrent(_ cb: AIOCB, _ opcode: Opcode) -> Errno? {
+        if let outcome = withExisting({ $0.submit(cb, opcode) }) { return outcome }  // built: its answer
+        guard let engine = current() else { return .again }
+        return engine.submit(cb, opcode)
+    }
+
+    /// aio_error for a request in progress in some process: .invalid unless in this one. A
+    /// program polling aio_error finds its ring completions without the reaper: looking costs
+    /// two loads (a method, so that `self` is not retained either); reaping, rarer, may retain.
+    func errorInProgress(_ cb: AIOCB) -> Result<CInt, Errno> {
+        guard cb.tagPid == pid else { return .failure(.invalid) }
+        guard let cq = polledRing, io_uring_cq_ready(cq) > 0, let uring else { return .success(EINPROGRESS) }
+        uring.reapIfReady()
+        return .success(cb.errorCode)
     }
 
     // MARK: counters

@@ -93,6 +93,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         return p
     }()
     var polledCompletions: UInt64 { cuaio_load_u64_relaxed(polled) }
+    /// The ring itself, for Engine.polledRing.
+    var rawRing: UnsafeMutablePointer<io_uring> { ring }
     /// The SQ's size as the kernel made it, and the ring's fd.
     var entries: Int { Int(ring.pointee.sq.ring_entries) }
     var fd: CInt { ring.pointee.ring_fd }
@@ -446,8 +448,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         }
     }
 
-    /// A thread polling aio_error reaps the CQ itself when it holds CQEs (two loads when it
-    /// does not), as a waiter would: the completion is there without the reaper's wake-up on
+    /// A thread polling aio_error reaps the CQ itself when it holds CQEs (aio_error looks first,
+    /// through Engine.polledRing), as a waiter would: the completion is there without the reaper's wake-up on
     /// the other CPU and the hand-over after it. What it may not process (see reapAsWaiter)
     /// stays for the reaper: no waiter holds the role, so the eventfd is on and the kernel
     /// signalled it for those CQEs (a waiter that had it off signalled on leaving), and the

@@ -12,8 +12,7 @@ import UAIOCore
 
 @inline(__always) private func submit(_ cb: AIOCB?, _ opcode: Opcode) -> CInt {
     guard let cb else { return fail(.invalid) }
-    guard let engine = Engine.current() else { return fail(.again) }
-    if let e = engine.submit(cb, opcode) { return fail(e) }
+    if let e = Engine.submitToCurrent(cb, opcode) { return fail(e) }
     return 0
 }
 
