@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """fio side by side: --ioengine=posixaio served by glibc, and by libuaio.so (LD_PRELOAD), with
 fio's own --ioengine=io_uring as the reference. 4 KiB random reads from page-cached files.
-Engines alternate within each round; the table shows medians and ratios to glibc.
+Engines alternate within each round; the table shows medians, the ratio of medians to glibc, and
+the median of the rounds' ratios to fio io_uring (paired: robust to the disk's drift).
 
     bench/fio-posixaio.py --lib stage/lib/libuaio.so [--runs 5] [--seconds 5] [--depths 1,32]
                           [--files 1,8] [--rw randread] [--env UAIO_TRY_INLINE=0 ...]
@@ -66,8 +67,9 @@ def main():
           f"{a.rw} 4 KiB, {a.size_mib} MiB {where} files, {a.seconds} s runs, median of {a.runs} "
           f"alternated runs; libuaio env: {extra or 'defaults'}")
     print()
-    print("| files | QD | engine | IOPS | p50 us | p99 us | CPU us/IO | vs glibc |")
-    print("|---|---|---|---|---|---|---|---|")
+    ref = "fio io_uring" if "fio io_uring" in engines else None
+    print("| files | QD | engine | IOPS | p50 us | p99 us | CPU us/IO | vs glibc | vs fio io_uring, paired |")
+    print("|---|---|---|---|---|---|---|---|---|")
     try:
         for nfiles in map(int, a.files.split(",")):
             for depth in map(int, a.depths.split(",")):
@@ -81,8 +83,12 @@ def main():
                 for e in engines:
                     m = med[e]
                     ratio = f"{m['iops'] / base:.2f}x" if base else "-"
+                    # The median of each round's ratio: the disk's speed drifts between rounds,
+                    # and the engines of one round see the same disk.
+                    paired = (f"{statistics.median(a['iops'] / b['iops'] for a, b in zip(samples[e], samples[ref])):.2f}x"
+                              if ref and e != ref else "-")
                     print(f"| {nfiles} | {depth} | {e} | {m['iops'] / 1000:.1f}k | {m['p50']:.1f} | {m['p99']:.1f} "
-                          f"| {m['cpu_us']:.2f} | {ratio} |", flush=True)
+                          f"| {m['cpu_us']:.2f} | {ratio} | {paired} |", flush=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
