@@ -147,8 +147,8 @@ public final class Engine: @unchecked Sendable {
 
     /// `body` with the process's engine, if there is one, without retaining it: every request
     /// calls in here several times, and a retain and release are atomic read-modify-writes on
-    /// a line other threads write too. The engine lives until exit (a forked child replaces
-    /// its copy, in that child only, before anything else runs there).
+    /// a line other threads write too. The engine is never freed (a forked child drops its
+    /// pointer to the parent's, without releasing it, and builds its own).
     @inline(__always)
     static func withExisting<R>(_ body: (Engine) -> R) -> R? {
         guard let p = cuaio_engine_load() else { return nil }
