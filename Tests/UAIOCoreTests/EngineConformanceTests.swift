@@ -116,10 +116,14 @@ extension Engine {
         let engine = kind.make()
         let fd = tempFile(Array(repeating: 0x11, count: 4096))
         defer { close(fd) }
-        let a = Request(fd: fd, size: 4096)
-        #expect(engine.submit(a.cb, .read) == nil)
-        #expect(engine.finish(a) == (0, 4096))
-        #expect(engine.files.readHint(fd) == .buffered)
+        // Cached reads until one is quick enough to leave the hint set: on this shared machine a
+        // single copy from the cache can exceed the budget (a preemption, a first fault).
+        for _ in 0..<100 where engine.files.readHint(fd) != .buffered {
+            let a = Request(fd: fd, size: 4096)
+            #expect(engine.submit(a.cb, .read) == nil)
+            #expect(engine.finish(a) == (0, 4096))
+        }
+        try #require(engine.files.readHint(fd) == .buffered)
 
         // A file on the root file system (ext4: O_DIRECT reads go to the disk), not in the cache.
         var template = Array("/var/tmp/uaio-direct-XXXXXX".utf8CString)
