@@ -20,7 +20,7 @@ static void on_done(int s, siginfo_t *si, void *ctx) {
 /* The nested case: a handler that interrupted this thread's aio_suspend waits for `nested_cb`
  * (blocking in aio_suspend, or polling aio_error), which a helper thread completes. */
 static struct aiocb nested_cb;
-static volatile int nested_poll, nested_state = -2;
+static volatile int nested_poll, nested_state = -2, nested_waiting;
 static int nested_pipe[2];
 
 static void on_nested(int s) {
@@ -40,7 +40,8 @@ static void on_nested(int s) {
 }
 
 static void *nested_helper(void *main_thread) {
-    t_sleep_ms(100);
+    while (!nested_waiting) t_sleep_ms(1);
+    t_sleep_ms(100); /* long enough to be asleep in aio_suspend */
     pthread_kill(*(pthread_t *)main_thread, SIGUSR2);
     t_sleep_ms(100);
     if (write(nested_pipe[1], "n", 1) != 1) abort();
@@ -127,12 +128,14 @@ int main(void) {
     for (nested_poll = 0; nested_poll < 2; nested_poll++) {
         char n;
         nested_state = -2;
+        nested_waiting = 0;
         t_prep(&nested_cb, nested_pipe[0], &n, 1);
         CHECK(aio_read(&nested_cb) == 0, "aio_read");
         pthread_t self = pthread_self(), helper;
         CHECK(pthread_create(&helper, NULL, nested_helper, &self) == 0, "pthread_create");
         const struct aiocb *outer[] = {&outer_cb};
         t0 = now_ms();
+        nested_waiting = 1;
         CHECK_ERRNO(aio_suspend(outer, 1, NULL), EINTR);
         pthread_join(helper, NULL);
         CHECK(nested_state == 0, "%s in the handler: %d after %llu ms", nested_poll ? "aio_error" : "aio_suspend",
