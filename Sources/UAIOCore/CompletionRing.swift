@@ -6,11 +6,16 @@
 // waits through `wait(until:deadlineNs:)`: it sleeps on `sequence`, never spins, and is
 // async-signal-safe (atomics and the futex system call only; no lock, no allocation).
 //
-// No lost wake-up: a waiter registers in `waiters`, then reads `sequence`, then checks its
-// condition, then sleeps only while `sequence` still has the value it read. A publisher makes
-// its result visible, then bumps `sequence`, then reads `waiters`. Both pairs are sequentially
-// consistent, so either the publisher sees the waiter (and wakes it) or the waiter's read of
-// `sequence` sees the bump (and its check sees the result, which was stored before the bump).
+// No lost wake-up: one word is the futex word, the sequence times two plus a `sleeping` bit.
+// A waiter checks its condition, sets the bit in the word it read (CAS), checks again, and
+// sleeps only while the word still holds that value. A publisher makes its result visible,
+// then adds 2; if the bit was set it clears it and wakes everybody. Any publish after the
+// waiter's CAS changes the word (the sleep does not start, or is woken by whoever clears the
+// bit), and one before it is seen by the second check. The bit, unlike a count of waiters,
+// makes one publisher pay the wake-up: the next ones find it clear until the woken waiter
+// sleeps again. (A pool worker finishing random buffered writes made four futex calls for
+// each sleep of the waiting thread with a count, waking it again while it was still on its
+// way out of the kernel.)
 import CUAIO
 import Glibc
 
@@ -28,8 +33,8 @@ public struct CompletionRecord: Sendable, Equatable {
 }
 
 final class CompletionRing: @unchecked Sendable {
-    /// [0] sequence (the futex word), [1] waiters.
-    private let words: UnsafeMutablePointer<UInt32>
+    /// The futex word: completions published times 2, plus 1 while a waiter may sleep on it.
+    private let word: UnsafeMutablePointer<UInt32>
     private let log: UnsafeMutablePointer<CompletionRecord>
     private let logMask: UInt64
     /// The next log ticket; 64 bits so that it never wraps.
@@ -37,8 +42,8 @@ final class CompletionRing: @unchecked Sendable {
 
     init(logEntries: Int = 1024) {
         precondition(logEntries > 0 && logEntries & (logEntries - 1) == 0)
-        words = .allocate(capacity: 2)
-        words.initialize(repeating: 0, count: 2)
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
         log = .allocate(capacity: logEntries)
         log.initialize(repeating: CompletionRecord(), count: logEntries)
         logMask = UInt64(logEntries - 1)
@@ -46,10 +51,10 @@ final class CompletionRing: @unchecked Sendable {
         tickets.initialize(to: 0)
     }
 
-    /// The number of completions published so far (wraps at 2^32).
-    var sequence: UInt32 { cuaio_load_u32_acquire(words) }
+    /// The number of completions published so far (wraps at 2^31).
+    var sequence: UInt32 { cuaio_load_u32_acquire(word) >> 1 }
     /// The same, sequentially consistent (pairs with `publish`'s increment; see URingBackend).
-    var sequenceSeqCst: UInt32 { cuaio_load_u32_seqcst(words) }
+    var sequenceSeqCst: UInt32 { cuaio_load_u32_seqcst(word) >> 1 }
 
     /// Publishes a completion whose result the caller has already made visible.
     func publish(_ record: CompletionRecord) {
@@ -58,25 +63,30 @@ final class CompletionRing: @unchecked Sendable {
         var r = record
         r.ticket = t + 1
         log[Int(t & logMask)] = r
-        // seq_cst pairs with the waiter's seq_cst increment of `waiters` (the header comment).
-        _ = cuaio_add_u32_seqcst(words, 1)
-        if cuaio_load_u32_seqcst(words + 1) != 0 { cuaio_futex_wake(words, Int32.max) }
+        // seq_cst: the waiter's CAS and URingBackend's role claim pair with it (their headers).
+        if cuaio_add_u32_seqcst(word, 2) & 1 != 0 {
+            _ = cuaio_and_u32_seqcst(word, ~1)
+            cuaio_futex_wake(word, Int32.max)
+        }
     }
 
     /// Sleeps until `done()` is true, `deadlineNs` (CLOCK_MONOTONIC, nil: never) passes
     /// (.timedOut), or a signal arrives (.interrupted). Async-signal-safe.
     func wait(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
-        _ = cuaio_add_u32_seqcst(words + 1, 1)
-        defer { _ = cuaio_sub_u32_seqcst(words + 1, 1) }
         while true {
-            let seen = cuaio_load_u32_seqcst(words)
+            if done() { return nil }
+            var seen = cuaio_load_u32_seqcst(word)
+            if seen & 1 == 0 {
+                guard cuaio_cas_u32_seqcst(word, seen, seen | 1) != 0 else { continue }  // a publish: check again
+                seen |= 1
+            }
             if done() { return nil }
             var r: CInt
             if let deadlineNs {
                 var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
-                r = cuaio_futex_wait(words, seen, &ts)
+                r = cuaio_futex_wait(word, seen, &ts)
             } else {
-                r = cuaio_futex_wait(words, seen, nil)
+                r = cuaio_futex_wait(word, seen, nil)
             }
             switch r {
             case ETIMEDOUT: return done() ? nil : .timedOut

@@ -61,6 +61,45 @@ import Testing
         #expect(cuaio_load_u32_acquire(timedOut) == 0)
         #expect(ring.sequence == total)
     }
+
+    /// One waiter and one publisher in rounds: each round the publisher publishes completions
+    /// the waiter does not wait for, closely spaced, so that the waiter often goes to sleep
+    /// just as one is published, and then the one it waits for. A lost wake-up leaves the
+    /// waiter asleep until its deadline. (With several waiters, one waiter's lost wake-up can
+    /// hide behind another's.)
+    @Test func aLoneWaiterIsNeverLeftAsleep() {
+        let ring = CompletionRing()
+        let words = UnsafeMutablePointer<UInt32>.allocate(capacity: 2)  // [0] the waiter's, [1] round
+        words.initialize(repeating: 0, count: 2)
+        let rounds: UInt32 = 20_000
+        let publisher = spawn {
+            var seed: UInt32 = 12345
+            for round in 1...rounds {
+                while cuaio_load_u32_acquire(words + 1) < round {}
+                if cuaio_load_u32_acquire(words + 1) > rounds { return }  // the waiter gave up
+                for _ in 0..<20 {
+                    seed = seed &* 1_103_515_245 &+ 12345
+                    for _ in 0..<(seed >> 16) % 8 { cuaio_fence_seqcst() }  // a pause of random length
+                    ring.publish(CompletionRecord())  // someone else's
+                }
+                _ = cuaio_add_u32_seqcst(words, 1)
+                ring.publish(CompletionRecord())
+            }
+        }
+        var stuckInRound: UInt32? = nil
+        for round in 1...rounds {
+            cuaio_store_u32_seqcst(words + 1, round)
+            let deadline = cuaio_now_ns() + 5_000_000_000
+            _ = ring.wait(deadlineNs: deadline, until: { cuaio_load_u32_acquire(words) >= round })
+            if cuaio_now_ns() >= deadline {
+                stuckInRound = round
+                cuaio_store_u32_seqcst(words + 1, rounds + 1)
+                break
+            }
+        }
+        pthread_join(publisher, nil)
+        #expect(stuckInRound == nil)
+    }
 }
 
 /// Starts a thread running `body` (tests only).
