@@ -4,8 +4,9 @@
 //
 //   gcc -O2 -o /tmp/writeloop bench/writeloop.c
 //   cp stage/lib/libuaio.so /tmp/libuaio.so && strip -g /tmp/libuaio.so
-//   for n in 2000 6000; do UAIO_BACKEND=pool LD_PRELOAD=/tmp/libuaio.so valgrind --tool=callgrind \
-//       --separate-threads=yes --callgrind-out-file=/tmp/cg.$n.%p /tmp/writeloop FILE $n; done
+//   for n in 2000 6000; do UAIO_BACKEND=pool LD_PRELOAD=/tmp/libuaio.so valgrind
+//       --tool=callgrind --separate-threads=yes --callgrind-out-file=/tmp/cg.$n.%p
+//       /tmp/writeloop FILE $n; done      (one line)
 //
 // FILE: an existing file of at least 64 MiB (it is overwritten). Not a test.
 #include <aio.h>
