@@ -71,6 +71,7 @@ import Testing
         let ring = CompletionRing()
         let words = UnsafeMutablePointer<UInt32>.allocate(capacity: 2)  // [0] the waiter's, [1] round
         words.initialize(repeating: 0, count: 2)
+        defer { words.deallocate() }  // after the join below
         let rounds: UInt32 = 20_000
         let publisher = spawn {
             var seed: UInt32 = 12345
