@@ -374,6 +374,38 @@ extension Engine {
     }
 }
 
+extension URingPollingTests {
+    /// A thread asleep in io_uring_enter for a pool completion is woken by its doorbell, which
+    /// the publisher rings only if the waiter's `asleep` bit is set, once per sleep. Two file
+    /// writes (the pool's) per round; the waiter waits for the second, then the first, so it
+    /// also sleeps through completions it does not wait for. A lost doorbell leaves it asleep
+    /// until the 2 s deadline, and fails this (verified with the bit set after the check).
+    @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
+    func aWaiterInTheKernelWakesForPoolCompletions() {
+        let engine = EngineKind.uringNoInline.make()  // buffered file writes: the pool's (takesLocked)
+        let fd = tempFile()
+        defer { close(fd) }
+        for round in 0..<1500 {
+            let a = Request(fd: fd, size: 512, offset: 0, fill: 1), b = Request(fd: fd, size: 512, offset: 512, fill: 2)
+            #expect(engine.submit(a.cb, .write) == nil && engine.submit(b.cb, .write) == nil)
+            var lost = false
+            for r in [b, a] {
+                // A wait that reached its deadline may still find the request done on its way
+                // out: the time tells.
+                let start = cuaio_now_ns()
+                let waited = engine.waitForCompletions(deadlineNs: start + 2_000_000_000) {
+                    !r.cb.isInProgress(pid: engine.pid)
+                }
+                lost = lost || waited != nil || cuaio_now_ns() - start >= 1_900_000_000
+            }
+            #expect(!lost, "round \(round): a completion's doorbell was lost")
+            if lost { break }
+            #expect(engine.finish(a) == (0, 512) && engine.finish(b) == (0, 512))
+        }
+        #expect(engine.inFlight == 0)
+    }
+}
+
 @Suite struct URingFallbackTests {
     /// The kernel refuses writes on this ring (IORING_REGISTER_RESTRICTIONS: EACCES, as a sandbox
     /// would): the write is re-issued on the pool, succeeds, the caller never sees EACCES, and
