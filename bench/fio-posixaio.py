@@ -8,7 +8,7 @@ the median of the rounds' ratios to fio io_uring (paired: robust to the disk's d
                           [--files 1,8] [--rw randread] [--env UAIO_TRY_INLINE=0 ...]
 
 Not a test: it prints numbers. Needs Debian's fio."""
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile
+import argparse, json, os, resource, shutil, statistics, subprocess, sys, tempfile
 
 def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_mib, direct):
     env = {k: v for k, v in os.environ.items() if not k.startswith("UAIO_") and k != "LD_PRELOAD"}
@@ -27,7 +27,12 @@ def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_
            f"--size={size_mib * nfiles}M", "--file_service_type=random", "--invalidate=0",
            f"--pre_read={0 if direct else 1}", "--time_based", f"--runtime={seconds}", "--output-format=json",
            "--randrepeat=0", "--norandommap", f"--direct={1 if direct else 0}"]
+    # CPU of the whole fio process, every thread (ours, glibc's, io_uring's iou-wrk): fio's own
+    # usr_cpu and sys_cpu count only its job thread (RUSAGE_THREAD), which left out the worker
+    # threads that do the I/O for every engine here but fio io_uring's inline path.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         sys.exit(f"fio failed for {engine}: {out.stderr.strip()[-2000:]}")
     job = json.loads(out.stdout[out.stdout.index("{"):])["jobs"][0]
@@ -35,7 +40,7 @@ def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_
     if job.get("error"):
         sys.exit(f"fio reported error {job['error']} for {engine}")
     ios = side["total_ios"] or 1
-    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["elapsed"]
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     pct = side["clat_ns"].get("percentile", {})
     return {"iops": side["iops"], "p50": pct.get("50.000000", 0) / 1000, "p99": pct.get("99.000000", 0) / 1000,
             "cpu_us": cpu_s / ios * 1e6}
@@ -81,7 +86,8 @@ def main():
         where += ", as fio lays them out," if a.layout == "fio" else f", written in {a.layout} writes and synced,"
     print(f"fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}, "
           f"{a.rw} 4 KiB, {a.size_mib} MiB {where} files, {a.seconds} s runs, median of {a.runs} "
-          f"alternated runs; libuaio env: {extra or 'defaults'}")
+          f"alternated runs; libuaio env: {extra or 'defaults'}; CPU: the fio process's, every thread, "
+          f"start-up included")
     print()
     ref = "fio io_uring" if "fio io_uring" in engines else None
     print("| files | QD | engine | IOPS | p50 us | p99 us | CPU us/IO | vs glibc | vs fio io_uring, paired |")
