@@ -39,6 +39,9 @@ final class CompletionRing: @unchecked Sendable {
     private let logMask: UInt64
     /// The next log ticket; 64 bits so that it never wraps.
     private let tickets: UnsafeMutablePointer<UInt64>
+    /// When a publisher last woke a sleeping waiter (CLOCK_MONOTONIC ns; relaxed: a hint for
+    /// Engine+Wait, which wants the wait's length without the sleeper's wake-up latency).
+    private let wakeNs: UnsafeMutablePointer<UInt64>
 
     init(logEntries: Int = 1024) {
         precondition(logEntries > 0 && logEntries & (logEntries - 1) == 0)
@@ -49,7 +52,13 @@ final class CompletionRing: @unchecked Sendable {
         logMask = UInt64(logEntries - 1)
         tickets = .allocate(capacity: 1)
         tickets.initialize(to: 0)
+        wakeNs = .allocate(capacity: 1)
+        wakeNs.initialize(to: 0)
     }
+
+    var lastWakeNs: UInt64 { cuaio_load_u64_relaxed(wakeNs) }
+    /// Called just before waking a sleeper, here and by URingBackend's doorbell.
+    func noteWake() { cuaio_store_u64_relaxed(wakeNs, cuaio_now_ns()) }
 
     /// The number of completions published so far (wraps at 2^31).
     var sequence: UInt32 { cuaio_load_u32_acquire(word) >> 1 }
@@ -66,6 +75,7 @@ final class CompletionRing: @unchecked Sendable {
         // seq_cst: the waiter's CAS and URingBackend's role claim pair with it (their headers).
         if cuaio_add_u32_seqcst(word, 2) & 1 != 0 {
             _ = cuaio_and_u32_seqcst(word, ~1)
+            noteWake()
             cuaio_futex_wake(word, Int32.max)
         }
     }

@@ -38,13 +38,16 @@ public struct Configuration: Sendable, Equatable {
     public var cancelSignal: Setting<CInt>
     /// UAIO_STATS: publish counters and in-flight requests for `uaio` (/dev/shm/uaio.PID).
     public var stats: Setting<Bool>
+    /// UAIO_SPIN_US: how long aio_suspend may spin before it sleeps, when waits have been that
+    /// short lately (Engine+Wait); 0 never spins.
+    public var spinUs: Setting<Int>
     /// One line per variable that could not be used.
     public var problems: [String] = []
 
     public static let variables = [
         "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
         "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE", "UAIO_RING_ENTRIES", "UAIO_URING_DISABLE_OPS", "UAIO_DEBUG",
-        "UAIO_CANCEL_SIGNAL", "UAIO_STATS",
+        "UAIO_CANCEL_SIGNAL", "UAIO_STATS", "UAIO_SPIN_US",
     ]
 
     /// io-wq's bounded default: "Do QD, or 4 * CPUS".
@@ -53,6 +56,7 @@ public struct Configuration: Sendable, Equatable {
     public static let defaultWorkerIdleMs = 1000
     public static let defaultMaxRequests = 65536
     public static let defaultRingEntries = 256
+    public static let defaultSpinUs = 50
     /// SIGRTMAX-2: high in the range, where applications (which count up from SIGRTMIN)
     /// rarely go, and clear of glibc's reserved 32 and 33.
     public static var defaultCancelSignal: CInt { cuaio_sigrtmax() - 2 }
@@ -166,6 +170,7 @@ public struct Configuration: Sendable, Equatable {
             debug: flag("UAIO_DEBUG", default: false),
             cancelSignal: cancelSignal,
             stats: flag("UAIO_STATS", default: true),
+            spinUs: number("UAIO_SPIN_US", default: defaultSpinUs, aioInit: 0, range: 0...10_000),
             problems: problems)
     }
 

@@ -1,6 +1,18 @@
 // lio_listio, aio_suspend and aio_init on the engine. Waiting goes through the shared
-// completion ring only, so it is async-signal-safe and never spins.
+// completion ring only (or the io_uring CQ, which feeds it), so it is async-signal-safe.
+//
+// Spinning before sleeping. A wait that sleeps costs a futex or io_uring_enter sleep on this
+// side and a wake-up on the completing side; on a virtual machine the wake-up of an idle CPU
+// is an IPI to a halted vCPU, which costs more than the I/O it reports. When waits have lately
+// been short (a moving average of at most half of UAIO_SPIN_US, 50 us by default), a waiter
+// first checks its condition (and the CQ, as aio_error does) for up to UAIO_SPIN_US, then
+// sleeps. A wait that slept counts until the publisher's wake-up call, not until the sleeper
+// ran again: here that latency averaged 88 us against 6.5 us for the spins that succeeded, and
+// counting it shut spinning off for good after a few sleeps. Waits on a disk (O_DIRECT at
+// QD1: about 100 us and more) keep the average above the bar and never spin. A single CPU
+// never spins: the thread it would wait for could not run meanwhile.
 import CUAIO
+import CURing
 import Glibc
 
 extension Engine {
@@ -77,8 +89,42 @@ extension Engine {
     /// ring lets this thread (URingBackend.waitInKernel); on the completion ring's futex
     /// otherwise, or for what is left of the wait once the ring handed back. Async-signal-safe.
     func waitForCompletions(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
-        if let uring, let outcome = uring.waitInKernel(deadlineNs: deadlineNs, until: done) { return outcome }
-        return ring.wait(deadlineNs: deadlineNs, until: done)
+        let start = cuaio_now_ns()
+        if spinLimitNs > 0 && cuaio_load_u64_relaxed(recentWaitNs) <= spinLimitNs / 2
+            && spin(until: min(start &+ spinLimitNs, deadlineNs ?? .max), done)
+        {
+            noteWait(since: start, until: cuaio_now_ns())
+            return nil
+        }
+        let outcome: Errno?
+        if let uring, let o = uring.waitInKernel(deadlineNs: deadlineNs, until: done) {
+            outcome = o
+        } else {
+            outcome = ring.wait(deadlineNs: deadlineNs, until: done)
+        }
+        if outcome == nil {
+            let woken = ring.lastWakeNs  // (a sleep in io_uring_enter that a CQE ended has none)
+            noteWait(since: start, until: woken > start ? woken : cuaio_now_ns())
+        }
+        return outcome
+    }
+
+    /// Checks `done()` until `end`; reaps the CQ meanwhile, as aio_error does. Whether done.
+    private func spin(until end: UInt64, _ done: () -> Bool) -> Bool {
+        while true {
+            if done() { return true }
+            if let cq = polledRing, io_uring_cq_ready(cq) > 0 { uring?.reapIfReady() }
+            if cuaio_now_ns() >= end { return false }
+            cuaio_cpu_relax()
+        }
+    }
+
+    /// Folds a completed wait's length into `recentWaitNs` (weight 1/8), capped at twice the
+    /// spin limit: one long wait (a preempted worker) must not stop spinning for the next dozen.
+    private func noteWait(since start: UInt64, until end: UInt64) {
+        let sample = Int64(bitPattern: min(end &- start, 2 * spinLimitNs))
+        let old = Int64(bitPattern: cuaio_load_u64_relaxed(recentWaitNs))
+        cuaio_store_u64_relaxed(recentWaitNs, UInt64(bitPattern: max(0, old + (sample - old) / 8)))
     }
 
     /// aio_init after the engine exists: the worker limit and idle time still apply where the

@@ -58,6 +58,11 @@ public final class Engine: @unchecked Sendable {
     let tryInline: Bool
     /// submitted, completed, canceled, failed at submission (relaxed counters).
     private let counters: UnsafeMutablePointer<UInt64>
+    /// UAIO_SPIN_US in ns; 0 with a single CPU, where a spin only delays the thread it waits for.
+    let spinLimitNs: UInt64
+    /// How long waits have lasted lately, in ns (Engine+Wait): a moving average, relaxed (a hint;
+    /// concurrent waiters may overwrite each other's updates).
+    let recentWaitNs: UnsafeMutablePointer<UInt64>
 
     /// AIO_PRIO_DELTA_MAX: aio_reqprio runs from 0 (first) to this (last).
     public static let maxRequestPriority: CInt = 20
@@ -88,6 +93,9 @@ public final class Engine: @unchecked Sendable {
         tryInline = configuration.tryInline.value
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
+        spinLimitNs = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 ? UInt64(configuration.spinUs.value) * 1000 : 0
+        recentWaitNs = .allocate(capacity: 1)
+        recentWaitNs.initialize(to: 0)
         stats = publish && configuration.stats.value
             ? Stats(pid: pid, capacity: Int(requests.capacity), configuration: configuration) : nil
         pool = WorkerPool(engine: self)

@@ -410,6 +410,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             if cuaio_cas_u64_seqcst(role, word, word & ~Role.asleep) != 0 { break }
             word = cuaio_load_u64_seqcst(role)  // it woke, or another cleared it, or a new holder
         }
+        engine.ring.noteWake()
         sqLock.withLock {
             var sqe = io_uring_get_sqe(ring)
             if sqe == nil {  // SQ full: make room

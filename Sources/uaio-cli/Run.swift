@@ -15,6 +15,7 @@ struct Run: ParsableCommand {
     @Option(help: "UAIO_MAX_REQUESTS.") var maxRequests: Int?
     @Option(help: "UAIO_CANCEL_SIGNAL (a number, SIGRTMIN+n, SIGRTMAX-n or none).") var cancelSignal: String?
     @Option(help: "UAIO_STATS: 1 to publish for uaio ps/stat/requests, 0 not to.") var stats: Int?
+    @Option(help: "UAIO_SPIN_US: how long aio_suspend may spin before sleeping (0: never).") var spinUs: Int?
     @Option(help: "Path of libuaio.so (default: beside this binary, or ../lib).") var library: String?
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.") var command: [String] = []
 
@@ -28,6 +29,7 @@ struct Run: ParsableCommand {
             ("UAIO_MAX_UNBOUNDED_WORKERS", maxUnboundedWorkers.map(String.init)),
             ("UAIO_WORKER_IDLE_MS", workerIdleMs.map(String.init)), ("UAIO_MAX_REQUESTS", maxRequests.map(String.init)),
             ("UAIO_CANCEL_SIGNAL", cancelSignal), ("UAIO_STATS", stats.map(String.init)),
+            ("UAIO_SPIN_US", spinUs.map(String.init)),
         ]
         for (name, value) in settings { if let value { setenv(name, value, 1) } }
         let preload = Configuration.environment("LD_PRELOAD").map { lib + " " + $0 } ?? lib

@@ -15,7 +15,18 @@ import Testing
         #expect(c.maxUnboundedWorkers.value == 256)
         #expect(c.workerIdleMs.value == 1000)
         #expect(c.maxRequests.value == 65536)
+        #expect(c.spinUs == .init(value: 50, source: .defaultValue))
         #expect(c.problems.isEmpty)
+    }
+
+    @Test func theSpinIsMicrosecondsUpToTenMilliseconds() {
+        #expect(parse(["UAIO_SPIN_US": "0"]).spinUs == .init(value: 0, source: .environment))
+        #expect(parse(["UAIO_SPIN_US": "10000"]).spinUs == .init(value: 10000, source: .environment))
+        for bad in ["-1", "10001", "fast"] {
+            let c = parse(["UAIO_SPIN_US": bad])
+            #expect(c.spinUs == .init(value: 50, source: .defaultValue), "\(bad)")
+            #expect(c.problems.count == 1 && c.problems[0].contains("UAIO_SPIN_US"), "\(bad)")
+        }
     }
 
     @Test func environmentValuesWin() {

@@ -382,7 +382,8 @@ extension URingPollingTests {
     /// until the 2 s deadline, and fails this (verified with the bit set after the check).
     @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
     func aWaiterInTheKernelWakesForPoolCompletions() {
-        let engine = EngineKind.uringNoInline.make()  // buffered file writes: the pool's (takesLocked)
+        // Buffered file writes: the pool's (takesLocked). No spin: every wait sleeps.
+        let engine = EngineKind.uringNoInline.make(["UAIO_SPIN_US": "0"])
         let fd = tempFile()
         defer { close(fd) }
         for round in 0..<1500 {
@@ -403,6 +404,59 @@ extension URingPollingTests {
             #expect(engine.finish(a) == (0, 512) && engine.finish(b) == (0, 512))
         }
         #expect(engine.inFlight == 0)
+    }
+}
+
+@Suite struct SpinningWaitTests {
+    /// A pipe read that a thread completes 2 ms later (the pool's worker blocks on it). Whether
+    /// the waiter slept shows in the completion ring: a publisher that wakes a sleeper stamps
+    /// the time (CompletionRing.noteWake).
+    private func waitForALateByte(spinUs: Int) -> (slept: Bool, result: (CInt, Int)) {
+        let engine = EngineKind.pool.make(["UAIO_SPIN_US": "\(spinUs)"])
+        var p: [CInt] = [0, 0]
+        pipe(&p)
+        defer { close(p[0]); close(p[1]) }
+        let r = Request(fd: p[0], size: 1)
+        #expect(engine.submit(r.cb, .read) == nil)
+        let writeEnd = p[1]
+        let writer = spawn {
+            usleep(2000)
+            var byte: UInt8 = 7
+            _ = write(writeEnd, &byte, 1)
+        }
+        let result = engine.finish(r)
+        pthread_join(writer, nil)
+        return (engine.ring.lastWakeNs != 0, result)
+    }
+
+    /// With a spin longer than the wait, the waiter never sleeps, and nobody has to wake it;
+    /// without one, it sleeps and the worker wakes it. The result is the same. (A busy machine
+    /// may stretch the 2 ms past the 10 ms spin: such a round proves nothing and is run again.)
+    @Test func aShortWaitSpinsInsteadOfSleeping() {
+        var spun = (slept: true, result: (CInt(0), 0))
+        for _ in 0..<5 {
+            let start = cuaio_now_ns()
+            spun = waitForALateByte(spinUs: 10_000)
+            if cuaio_now_ns() - start < 8_000_000 { break }
+        }
+        #expect(!spun.slept && spun.result == (0, 1))
+        let slept = waitForALateByte(spinUs: 0)
+        #expect(slept.slept && slept.result == (0, 1))
+    }
+
+    /// The spin ends at the wait's deadline (aio_suspend's timeout), not at its own limit.
+    @Test func aSpinKeepsTheDeadline() {
+        let engine = EngineKind.pool.make(["UAIO_SPIN_US": "10000"])
+        var p: [CInt] = [0, 0]
+        pipe(&p)
+        defer { close(p[0]); close(p[1]) }
+        let r = Request(fd: p[0], size: 1)
+        #expect(engine.submit(r.cb, .read) == nil)
+        let start = cuaio_now_ns()
+        #expect(engine.waitForCompletions(deadlineNs: start + 1_000_000) { !r.cb.isInProgress(pid: engine.pid) } == .timedOut)
+        #expect(cuaio_now_ns() - start < 8_000_000)
+        #expect(engine.cancel(fd: p[0], r.cb) == CInt(AIO_CANCELED))
+        #expect(engine.finish(r) == (ECANCELED, -1))
     }
 }
 

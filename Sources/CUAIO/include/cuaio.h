@@ -33,6 +33,7 @@ static inline uint32_t cuaio_sub_u32_seqcst(uint32_t *p, uint32_t v) { return __
 static inline uint32_t cuaio_and_u32_seqcst(uint32_t *p, uint32_t v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t cuaio_add_u64_relaxed(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t cuaio_load_u64_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void cuaio_store_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t cuaio_load_u64_seqcst(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void cuaio_store_u64_seqcst(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 static inline int cuaio_cas_u64_seqcst(uint64_t *p, uint64_t expected, uint64_t desired) {
@@ -41,6 +42,15 @@ static inline int cuaio_cas_u64_seqcst(uint64_t *p, uint64_t expected, uint64_t 
 /// This thread's pthread_t as a number (its descriptor's address: aligned, so the low bits are
 /// free for a tag). One TLS read, async-signal-safe.
 static inline uint64_t cuaio_thread_self(void) { return (uint64_t)pthread_self(); }
+
+/// The CPU's spin-wait hint (PAUSE, YIELD): lets the sibling hyperthread run, saves power.
+static inline void cuaio_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 /// O_DIRECT without _GNU_SOURCE (its value differs between architectures).
 static inline int cuaio_o_direct(void) { return __O_DIRECT; }
