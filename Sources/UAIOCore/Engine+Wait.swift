@@ -90,11 +90,15 @@ extension Engine {
     /// otherwise, or for what is left of the wait once the ring handed back. Async-signal-safe.
     func waitForCompletions(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
         let start = cuaio_now_ns()
-        if spinLimitNs > 0 && cuaio_load_u64_relaxed(recentWaitNs) <= spinLimitNs / 2
-            && spin(until: min(start &+ spinLimitNs, deadlineNs ?? .max), done)
-        {
-            noteWait(since: start, until: cuaio_now_ns())
-            return nil
+        if spinLimitNs > 0 {
+            // Waits short lately: spin the whole limit. Else one wait in `probeEvery` spins half
+            // of it, to see whether they have become short again (header).
+            let short = cuaio_load_u64_relaxed(recentWaitNs) <= spinLimitNs / 2
+            let probe = !short && cuaio_add_u64_relaxed(waitProbes, 1) % Self.probeEvery == 0
+            if (short || probe) && spin(until: min(start &+ (short ? spinLimitNs : spinLimitNs / 2), deadlineNs ?? .max), done) {
+                noteWait(since: start, until: cuaio_now_ns(), probe: probe)
+                return nil
+            }
         }
         let outcome: Errno?
         if let uring, let o = uring.waitInKernel(deadlineNs: deadlineNs, until: done) {
@@ -102,12 +106,14 @@ extension Engine {
         } else {
             outcome = ring.wait(deadlineNs: deadlineNs, until: done)
         }
-        if outcome == nil {
+        if outcome == nil && spinLimitNs > 0 {
             let woken = ring.lastWakeNs  // (a sleep in io_uring_enter that a CQE ended has none)
-            noteWait(since: start, until: woken > start ? woken : cuaio_now_ns())
+            noteWait(since: start, until: woken > start ? woken : cuaio_now_ns(), probe: false)
         }
         return outcome
     }
+
+    static let probeEvery: UInt64 = 64
 
     /// Checks `done()` until `end`; reaps the CQ meanwhile, as aio_error does. Whether done.
     private func spin(until end: UInt64, _ done: () -> Bool) -> Bool {
@@ -121,10 +127,12 @@ extension Engine {
 
     /// Folds a completed wait's length into `recentWaitNs` (weight 1/8), capped at twice the
     /// spin limit: one long wait (a preempted worker) must not stop spinning for the next dozen.
-    private func noteWait(since start: UInt64, until end: UInt64) {
+    /// A probe that succeeded replaces it: the best evidence there is that waits are short now.
+    private func noteWait(since start: UInt64, until end: UInt64, probe: Bool) {
         let sample = Int64(bitPattern: min(end &- start, 2 * spinLimitNs))
         let old = Int64(bitPattern: cuaio_load_u64_relaxed(recentWaitNs))
-        cuaio_store_u64_relaxed(recentWaitNs, UInt64(bitPattern: max(0, old + (sample - old) / 8)))
+        let new = probe ? sample : max(0, old + (sample - old) / 8)
+        cuaio_store_u64_relaxed(recentWaitNs, UInt64(bitPattern: new))
     }
 
     /// aio_init after the engine exists: the worker limit and idle time still apply where the

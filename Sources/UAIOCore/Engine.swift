@@ -63,6 +63,8 @@ public final class Engine: @unchecked Sendable {
     /// How long waits have lasted lately, in ns (Engine+Wait): a moving average, relaxed (a hint;
     /// concurrent waiters may overwrite each other's updates).
     let recentWaitNs: UnsafeMutablePointer<UInt64>
+    /// Waits that did not spin, counted to pick the probes among them (relaxed: a hint).
+    let waitProbes: UnsafeMutablePointer<UInt64>
 
     /// AIO_PRIO_DELTA_MAX: aio_reqprio runs from 0 (first) to this (last).
     public static let maxRequestPriority: CInt = 20
@@ -96,6 +98,8 @@ public final class Engine: @unchecked Sendable {
         spinLimitNs = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 ? UInt64(configuration.spinUs.value) * 1000 : 0
         recentWaitNs = .allocate(capacity: 1)
         recentWaitNs.initialize(to: 0)
+        waitProbes = .allocate(capacity: 1)
+        waitProbes.initialize(to: 0)
         stats = publish && configuration.stats.value
             ? Stats(pid: pid, capacity: Int(requests.capacity), configuration: configuration) : nil
         pool = WorkerPool(engine: self)
@@ -503,7 +507,7 @@ public final class Engine: @unchecked Sendable {
                                 listNotification: listNotification)
         s.pointee.state = .free
         s.pointee.cb = nil
-        stats?.publish(r, s, live: requests.live - 1)
+        stats?.publishState(r, s, live: requests.live - 1)
         requests.give(r)
         // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
         // this (worker) thread, which a concurrent fork() can leave locked in the child.

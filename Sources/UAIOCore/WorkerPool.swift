@@ -45,9 +45,10 @@ import Glibc
 final class WorkQueue {
     let workClass: WorkClass
     @exclusivity(unchecked) var limit: Int
-    /// Per aio_reqprio level (0 runs first), index-linked through the slots.
-    @exclusivity(unchecked) private var heads = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
-    @exclusivity(unchecked) private var tails = [UInt32](repeating: nilIndex, count: Int(Engine.maxRequestPriority) + 1)
+    /// Per aio_reqprio level (0 runs first), index-linked through the slots. Plain memory, not
+    /// arrays: no bounds checks or uniqueness checks on the pool's serial path.
+    private let heads: UnsafeMutablePointer<UInt32>
+    private let tails: UnsafeMutablePointer<UInt32>
     @exclusivity(unchecked) private var nonEmpty: UInt32 = 0
     @exclusivity(unchecked) private(set) var queued = 0 {
         // relaxed: a hint for the inline read path (Engine.readInline), read without the lock.
@@ -67,6 +68,11 @@ final class WorkQueue {
         condition = lock.makeCondition()
         backlog = .allocate(capacity: 1)
         backlog.initialize(to: 0)
+        let levels = Int(Engine.maxRequestPriority) + 1
+        heads = .allocate(capacity: levels)
+        heads.initialize(repeating: nilIndex, count: levels)
+        tails = .allocate(capacity: levels)
+        tails.initialize(repeating: nilIndex, count: levels)
     }
 
     func push(_ r: UInt32, priority: CInt, _ requests: SlotPool<RequestSlot>) {
@@ -226,7 +232,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 // Vectored file I/O has no RWF_NOWAIT probe here: it counts as sleeping.
                 var sleeping = q.workClass == .unbounded || job.mayBlock || job.opcode.isVectored
                 if sleeping { noteSleeping(q, &deferred) }
-                engine.publishLocked(r)
+                engine.stats?.publishState(r, s, live: engine.requests.live)
                 engine.lock.unlock()
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
