@@ -376,7 +376,8 @@ public final class Engine: @unchecked Sendable {
     private func readInline(_ cb: AIOCB, _ notification: Notification) -> InlineOutcome {
         let fd = cb.pointee.aio_fildes
         var flags: CInt? = nil
-        if files.readHint(fd) != .buffered {  // a wrong .buffered costs one slow read: ReadHint
+        let hint = files.readHint(fd)
+        if hint != .buffered && hint != .memory {  // a wrong hint costs one slow read: ReadHint
             guard case .success(let f) = system_getfl(fd) else { return .declined(flags: nil) }
             files.setReadHint(fd, ReadHint(flags: f))
             flags = f
@@ -387,10 +388,16 @@ public final class Engine: @unchecked Sendable {
         let n = cb.pointee.aio_nbytes
         let offset = Int64(cb.pointee.aio_offset)
         let buffer = UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
-        var result = system_preadNoWait(fd, buffer, n, offset)
-        if case .unsupported = result, system_inMemory(fd) {
-            // tmpfs/ramfs: no RWF_NOWAIT, but nothing to wait for either.
+        var result: NoWaitRead
+        if hint == .memory {
             result = .done(system_pread(fd, buffer, n, offset))
+        } else {
+            result = system_preadNoWait(fd, buffer, n, offset)
+            if case .unsupported = result, system_inMemory(fd) {
+                // tmpfs/ramfs: no RWF_NOWAIT, but nothing to wait for either.
+                files.setReadHint(fd, .memory)
+                result = .done(system_pread(fd, buffer, n, offset))
+            }
         }
         guard case .done(.success(let got)) = result, got == n || got == 0  // all of it, or end of file
         else { return .declined(flags: flags) }

@@ -87,11 +87,15 @@ struct FDEntry {
 /// (close and reopen under the same number, F_SETFL): a `buffered` fd that became O_DIRECT
 /// then gets one read done synchronously, with the right result, and the read's duration
 /// (a device's, not a copy's) turns the hint back to `unknown`. A `direct` fd that became
-/// buffered goes down the normal path, whose lookup corrects the hint.
+/// buffered goes down the normal path, whose lookup corrects the hint. A `memory` fd (tmpfs,
+/// ramfs) that became a disk file's likewise gets one plain pread, which the duration catches.
 enum ReadHint: UInt32 {
     case unknown = 0
     case direct = 1
     case buffered = 2
+    /// Buffered, on a file system that refuses RWF_NOWAIT and never waits (tmpfs, ramfs): read
+    /// with a plain pread, without the refused preadv2 and the fstatfs that told why.
+    case memory = 3
 
     init(flags: CInt) { self = flags & cuaio_o_direct() != 0 ? .direct : .buffered }
 }

@@ -107,23 +107,40 @@ extension Engine {
         #expect(engine.submittedCount == 3 && engine.completedCount == 3 && engine.inFlight == 0)
     }
 
-    /// The inline path skips F_GETFL on an fd number it has seen buffered (ReadHint). That
-    /// number closed and reused for an O_DIRECT file (dup2 here) still reads the right bytes:
-    /// the first read is done synchronously, takes the device's time and clears the hint; the
-    /// second looks at the flags again and leaves the inline path for good.
-    @Test(arguments: [EngineKind.uring, .pool].filter(availableKinds.contains))
-    func aReusedFdNumberThatBecameDirect(_ kind: EngineKind) throws {
-        let engine = kind.make()
-        let fd = tempFile(Array(repeating: 0x11, count: 4096))
+    /// The inline path skips F_GETFL on an fd number it has seen buffered (ReadHint), and on
+    /// tmpfs also the preadv2(RWF_NOWAIT) that tmpfs refuses and the fstatfs that told why
+    /// (`memory`: one plain pread). That number closed and reused for an O_DIRECT file (dup2
+    /// here) still reads the right bytes: the first read is done synchronously, takes the
+    /// device's time and clears the hint; the second looks at the flags again and leaves the
+    /// inline path for good.
+    @Test(arguments: [EngineKind.uring, .pool].filter(availableKinds.contains), ["/var/tmp", "/dev/shm"])
+    func aReusedFdNumberThatBecameDirect(_ kind: EngineKind, _ dir: String) throws {
+        var name = Array("\(dir)/uaio-hint-XXXXXX".utf8CString)
+        let fd = mkstemp(&name)
+        try #require(fd >= 0)
+        unlink(name)
         defer { close(fd) }
+        let inMemory = system_inMemory(fd)
+        if dir == "/dev/shm" && !inMemory {
+            print("skipping the tmpfs case: /dev/shm is not tmpfs here")
+            return
+        }
+        try #require(dir == "/dev/shm" || !inMemory, "\(dir) is expected on a disk file system")
+        let engine = kind.make()
+        #expect(pwrite(fd, Array(repeating: UInt8(0x11), count: 4096), 4096, 0) == 4096)
+        let expected: ReadHint = inMemory ? .memory : .buffered
         // Cached reads until one is quick enough to leave the hint set: on this shared machine a
         // single copy from the cache can exceed the budget (a preemption, a first fault).
-        for _ in 0..<100 where engine.files.readHint(fd) != .buffered {
+        for _ in 0..<100 where engine.files.readHint(fd) != expected {
             let a = Request(fd: fd, size: 4096)
             #expect(engine.submit(a.cb, .read) == nil)
             #expect(engine.finish(a) == (0, 4096))
+            #expect(a.bytes.allSatisfy { $0 == 0x11 })
         }
-        try #require(engine.files.readHint(fd) == .buffered)
+        try #require(engine.files.readHint(fd) == expected)
+        let again = Request(fd: fd, size: 4096)
+        #expect(engine.submit(again.cb, .read) == nil)
+        #expect(engine.finish(again) == (0, 4096) && again.bytes.allSatisfy { $0 == 0x11 })
 
         // A file on the root file system (ext4: O_DIRECT reads go to the disk), not in the cache.
         var template = Array("/var/tmp/uaio-direct-XXXXXX".utf8CString)
