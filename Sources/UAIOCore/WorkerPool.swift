@@ -117,6 +117,18 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// How long aio_cancel waits for a blocked worker to give a request up.
     static let cancelPatienceNs: UInt64 = 1_000_000_000
 
+    /// Requests queued or running here (engine lock; read without it, relaxed, as a hint by
+    /// Engine+Wait: a wait spins only while the pool has work that a spin would not delay).
+    private let active: UnsafeMutablePointer<UInt32> = {
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    var activeHint: UInt32 { cuaio_load_u32_relaxed(active) }
+    private func addActive(_ d: Int32) {
+        cuaio_store_u32_relaxed(active, UInt32(bitPattern: Int32(bitPattern: cuaio_load_u32_relaxed(active)) &+ d))
+    }
+
     /// How a cancel reaches a worker blocked on a stream (the header).
     public enum CancelMechanism: Equatable, Sendable {
         /// Not needed yet: no stream work has run.
@@ -147,6 +159,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         let s = engine.requests[r]
         let q = queues[s.pointee.workClass.rawValue]
         q.push(r, priority: s.pointee.reqprio, engine.requests)
+        addActive(1)
         if q.idle > q.claimed {
             q.claimed += 1
             q.condition.signal()
@@ -159,6 +172,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         let s = engine.requests[r]
         guard s.pointee.state == .queued else { return false }
         queues[s.pointee.workClass.rawValue].remove(r, engine.requests)
+        addActive(-1)
         return true
     }
 
@@ -196,6 +210,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             engine.stats?.publishWorkers(q)
             if q.total == 0 {
                 while let r = q.pop(engine.requests) {
+                    addActive(-1)
                     deferred.deliveries.append(engine.finishLocked(r, .failure(.again), backend: .pool, &deferred))
                 }
             }
@@ -239,6 +254,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 if let d = pending { engine.deliver(d); pending = nil }
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
                 engine.lock.lock()
+                addActive(-1)
                 if sleeping {
                     q.blocked -= 1
                     engine.stats?.publishWorkers(q)

@@ -461,6 +461,33 @@ extension URingPollingTests {
         #expect(slept.slept && slept.result == (0, 1))
     }
 
+    /// A wait for ring work alone sleeps at once: the kernel completes it without a worker
+    /// paying for the wake-up (Engine+Wait). The 3 ms wait shows in the thread's CPU time if
+    /// it spins.
+    @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
+    func aWaitForTheRingAloneDoesNotSpin() {
+        let engine = EngineKind.uring.make(["UAIO_SPIN_US": "10000"])
+        var p: [CInt] = [0, 0]
+        pipe(&p)
+        defer { close(p[0]); close(p[1]) }
+        let r = Request(fd: p[0], size: 1)
+        #expect(engine.submit(r.cb, .read) == nil)
+        let writeEnd = p[1]
+        let writer = spawn {
+            usleep(3000)
+            var byte: UInt8 = 7
+            _ = write(writeEnd, &byte, 1)
+        }
+        var before = timespec(), after = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before)
+        let result = engine.finish(r)
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after)
+        pthread_join(writer, nil)
+        let cpuNs = (after.tv_sec - before.tv_sec) * 1_000_000_000 + (after.tv_nsec - before.tv_nsec)
+        #expect(result == (0, 1))
+        #expect(cpuNs < 1_500_000, "the wait used \(cpuNs) ns of CPU: it spun")
+    }
+
     /// The spin ends at the wait's deadline (aio_suspend's timeout), not at its own limit.
     @Test func aSpinKeepsTheDeadline() {
         let engine = EngineKind.pool.make(["UAIO_SPIN_US": "10000"])
