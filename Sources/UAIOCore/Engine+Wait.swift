@@ -123,9 +123,18 @@ extension Engine {
     static let probeEvery: UInt64 = 64
 
     /// Checks `done()` until `end`; reaps the CQ meanwhile, as aio_error does. Whether done.
+    /// The condition is checked again only when the completion ring's sequence moved (every
+    /// completion is published there, after its result): one cache line to watch, not the
+    /// aiocbs, whose lines the worker would otherwise have to take back for every result.
     private func spin(until end: UInt64, _ done: () -> Bool) -> Bool {
+        var seen = ring.sequence
+        if done() { return true }
         while true {
-            if done() { return true }
+            let now = ring.sequence  // acquire: the results published before it are visible
+            if now != seen {
+                seen = now
+                if done() { return true }
+            }
             if let cq = polledRing, io_uring_cq_ready(cq) > 0 { uring?.reapIfReady() }
             if cuaio_now_ns() >= end { return false }
             cuaio_cpu_relax()
