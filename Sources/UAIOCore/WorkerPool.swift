@@ -117,8 +117,9 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// How long aio_cancel waits for a blocked worker to give a request up.
     static let cancelPatienceNs: UInt64 = 1_000_000_000
 
-    /// Requests queued or running here (engine lock; read without it, relaxed, as a hint by
-    /// Engine+Wait: a wait spins only while the pool has work that a spin would not delay).
+    /// Requests queued or running here (written under the engine lock; read without it,
+    /// relaxed, as a hint by Engine+Wait: a wait spins only while the pool has work, whose
+    /// worker would otherwise pay for waking it).
     private let active: UnsafeMutablePointer<UInt32> = {
         let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         p.initialize(to: 0)
