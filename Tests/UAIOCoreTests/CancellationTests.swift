@@ -109,6 +109,37 @@ import Testing
         #expect(engine.pool.cancelMechanism == .poll(ownedSignal: 0))
         #expect(engine.cancel(fd: p[0], nil) == CInt(AIO_CANCELED))
         #expect(engine.finish(a) == (ECANCELED, -1) && engine.finish(b) == (ECANCELED, -1))
+        // The pool's count of its work (what lets waiters spin) is back to none: `a` ran and
+        // was handed to its canceller, `b` was held behind it and never queued.
+        #expect(poolWorkDrains(engine))
+    }
+
+    /// A request still queued in the pool (its only stream worker is blocked on another pipe)
+    /// is taken off the queue by aio_cancel; the pool's count of its work follows.
+    @Test func aQueuedRequestLeavesThePoolsCount() {
+        let engine = EngineKind.pool.make(["UAIO_MAX_UNBOUNDED_WORKERS": "1", "UAIO_CANCEL_SIGNAL": "SIGRTMAX-8"])
+        var p: [CInt] = [0, 0], q: [CInt] = [0, 0]
+        #expect(pipe(&p) == 0 && pipe(&q) == 0)
+        defer { close(p[0]); close(p[1]); close(q[0]); close(q[1]) }
+        let blocked = Request(fd: p[0], size: 1), queued = Request(fd: q[0], size: 1)
+        #expect(engine.submit(blocked.cb, .read) == nil)
+        usleep(20_000)
+        #expect(engine.submit(queued.cb, .read) == nil)
+        #expect(engine.pool.activeHint == 2)
+        #expect(engine.cancel(fd: q[0], queued.cb) == CInt(AIO_CANCELED))
+        #expect(engine.finish(queued) == (ECANCELED, -1))
+        #expect(engine.pool.activeHint == 1)
+        #expect(engine.cancel(fd: p[0], blocked.cb) == CInt(AIO_CANCELED))
+        #expect(engine.finish(blocked) == (ECANCELED, -1))
+        #expect(poolWorkDrains(engine))
+    }
+
+    /// Whether the pool's count of queued and running requests returns to 0 within 1 s (a
+    /// worker that handed its request to a canceller counts it off a moment after).
+    func poolWorkDrains(_ engine: Engine) -> Bool {
+        let deadline = cuaio_now_ns() + 1_000_000_000
+        while engine.pool.activeHint != 0 && cuaio_now_ns() < deadline { usleep(1000) }
+        return engine.pool.activeHint == 0
     }
 
     /// A FIFO, on every backend: a blocked read and a blocked write (FIFO full) are cancelled,
@@ -156,6 +187,7 @@ import Testing
         #expect(engine.submit(next.cb, .read) == nil)
         #expect(write(fd, "xyz", 3) == 3)
         #expect(engine.finish(next) == (0, 3))
+        #expect(poolWorkDrains(engine))
     }
 
     @Test func fileIOThatHasStartedIsNotCancelled() {
