@@ -36,7 +36,18 @@ int cuaio_fd_in_memory(int fd) {
 
 ssize_t cuaio_pread_nowait(int fd, void *buf, size_t n, off_t offset) {
     struct iovec iov = {buf, n};
-    ssize_t r = preadv2(fd, &iov, 1, offset, RWF_NOWAIT);
+    // preadv2's offset goes in two registers (low, high), as glibc passes it on 64-bit.
+    long r = syscall(SYS_preadv2, fd, &iov, 1, (long)offset, (long)((unsigned long long)offset >> 32), RWF_NOWAIT);
+    return r < 0 ? -errno : r;
+}
+
+ssize_t cuaio_pread(int fd, void *buf, size_t n, off_t offset) {
+    long r = syscall(SYS_pread64, fd, buf, n, offset);
+    return r < 0 ? -errno : r;
+}
+
+ssize_t cuaio_pwrite(int fd, const void *buf, size_t n, off_t offset) {
+    long r = syscall(SYS_pwrite64, fd, buf, n, offset);
     return r < 0 ? -errno : r;
 }
 

@@ -35,11 +35,23 @@ func valueOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ call: (
     }
 }
 
+/// pread/pwrite through CUAIO's raw system calls (no cancellation-point wrapper: cuaio.h).
 @inline(never) func system_pread(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int, _ off: Int64) -> Result<Int, Errno> {
-    valueOrErrno { pread(fd, buf, n, off_t(off)) }
+    valueOrNegatedErrno { cuaio_pread(fd, buf, n, off_t(off)) }
 }
 @inline(never) func system_pwrite(_ fd: CInt, _ buf: UnsafeRawPointer?, _ n: Int, _ off: Int64) -> Result<Int, Errno> {
-    valueOrErrno { pwrite(fd, buf, n, off_t(off)) }
+    valueOrNegatedErrno { cuaio_pwrite(fd, buf, n, off_t(off)) }
+}
+
+/// Runs `call`, which returns a count or -errno, until it does not fail with EINTR.
+@inline(__always)
+func valueOrNegatedErrno(_ call: () -> Int) -> Result<Int, Errno> {
+    while true {
+        let r = call()
+        if r >= 0 { return .success(r) }
+        if r == -Int(EINTR) { continue }
+        return .failure(Errno(CInt(-r)))
+    }
 }
 /// read(2)/write(2); `interruptible`: EINTR is returned, not retried (the pool's cancellation).
 @inline(never) func system_read(_ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ n: Int, interruptible: Bool = false)

@@ -118,6 +118,11 @@ int cuaio_fd_in_memory(int fd);
 /// preadv2(RWF_NOWAIT) of one buffer: the data if the page cache has it, EAGAIN if the read
 /// would block. Returns the count or -errno.
 ssize_t cuaio_pread_nowait(int fd, void *buf, size_t n, off_t offset);
+/// pread/pwrite as raw system calls, -errno on failure: without glibc's cancellation-point
+/// wrapper (two atomic read-modify-writes per call, on the pool's serial path), and aio_read,
+/// which does reads inline, must not be a cancellation point.
+ssize_t cuaio_pread(int fd, void *buf, size_t n, off_t offset);
+ssize_t cuaio_pwrite(int fd, const void *buf, size_t n, off_t offset);
 /// rt_sigqueueinfo / rt_tgsigqueueinfo with si_code = SI_ASYNCIO, as glibc's AIO sends.
 /// `tid` 0 queues to the process. Returns 0 or an errno.
 int cuaio_queue_asyncio_signal(pid_t pid, pid_t tid, int signo, union sigval value);
