@@ -118,28 +118,18 @@ final class Stats {
 
     /// Writes request `r`'s record from its slot.
     func publish(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32) {
-        uaio_shm_store32(inFlight, live)
-        guard r < recordCount else { return }
-        let rec = records + Int(r)
-        uaio_shm_write_begin(rec)
-        rec.pointee.state = s.pointee.state.rawValue
-        rec.pointee.backend = s.pointee.backend.rawValue
-        rec.pointee.opcode = s.pointee.opcode.rawValue
-        rec.pointee.cancel = s.pointee.cancel.rawValue
-        rec.pointee.fd = s.pointee.fd
-        rec.pointee.worker_tid = s.pointee.state == .running && s.pointee.backend == .pool ? s.pointee.workerTid : 0
-        rec.pointee.offset = s.pointee.offset
-        rec.pointee.nbytes = UInt64(s.pointee.nbytes)
-        rec.pointee.submitted_ns = s.pointee.submittedNs
-        rec.pointee.generation = s.pointee.generation
-        rec.pointee.work_class = UInt8(s.pointee.workClass.rawValue)
-        uaio_shm_write_end(rec)
+        write(r, s, live: live, whole: true)
     }
 
     /// Rewrites only the state, backend and worker of request `r`'s record (its other fields
     /// are those `publish` wrote when it was queued): a worker starting it, a completion
     /// freeing it. Half the instructions of `publish`, on the pool's serial path.
     func publishState(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32) {
+        write(r, s, live: live, whole: false)
+    }
+
+    @inline(__always)
+    private func write(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32, whole: Bool) {
         uaio_shm_store32(inFlight, live)
         guard r < recordCount else { return }
         let rec = records + Int(r)
@@ -147,6 +137,16 @@ final class Stats {
         rec.pointee.state = s.pointee.state.rawValue
         rec.pointee.backend = s.pointee.backend.rawValue
         rec.pointee.worker_tid = s.pointee.state == .running && s.pointee.backend == .pool ? s.pointee.workerTid : 0
+        if whole {
+            rec.pointee.opcode = s.pointee.opcode.rawValue
+            rec.pointee.cancel = s.pointee.cancel.rawValue
+            rec.pointee.fd = s.pointee.fd
+            rec.pointee.offset = s.pointee.offset
+            rec.pointee.nbytes = UInt64(s.pointee.nbytes)
+            rec.pointee.submitted_ns = s.pointee.submittedNs
+            rec.pointee.generation = s.pointee.generation
+            rec.pointee.work_class = UInt8(s.pointee.workClass.rawValue)
+        }
         uaio_shm_write_end(rec)
     }
 

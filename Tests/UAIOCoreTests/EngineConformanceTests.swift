@@ -425,11 +425,9 @@ extension URingPollingTests {
 }
 
 @Suite struct SpinningWaitTests {
-    /// A pipe read that a thread completes 2 ms later (the pool's worker blocks on it). Whether
-    /// the waiter slept shows in the completion ring: a publisher that wakes a sleeper stamps
-    /// the time (CompletionRing.noteWake).
-    private func waitForALateByte(spinUs: Int) -> (slept: Bool, result: (CInt, Int)) {
-        let engine = EngineKind.pool.make(["UAIO_SPIN_US": "\(spinUs)"])
+    /// A pipe read that a thread completes `afterUs` later, waited for as aio_suspend waits:
+    /// its result and the CPU time the waiting thread used meanwhile.
+    private func readALateByte(_ engine: Engine, afterUs: UInt32) -> (result: (CInt, Int), cpuNs: Int) {
         var p: [CInt] = [0, 0]
         pipe(&p)
         defer { close(p[0]); close(p[1]) }
@@ -437,12 +435,23 @@ extension URingPollingTests {
         #expect(engine.submit(r.cb, .read) == nil)
         let writeEnd = p[1]
         let writer = spawn {
-            usleep(2000)
+            usleep(afterUs)
             var byte: UInt8 = 7
             _ = write(writeEnd, &byte, 1)
         }
+        var before = timespec(), after = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before)
         let result = engine.finish(r)
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after)
         pthread_join(writer, nil)
+        return (result, (after.tv_sec - before.tv_sec) * 1_000_000_000 + (after.tv_nsec - before.tv_nsec))
+    }
+
+    /// The same in the pool (its worker blocks on the read). Whether the waiter slept shows in
+    /// the completion ring: a publisher that wakes a sleeper stamps the time (noteWake).
+    private func waitForALateByte(spinUs: Int) -> (slept: Bool, result: (CInt, Int)) {
+        let engine = EngineKind.pool.make(["UAIO_SPIN_US": "\(spinUs)"])
+        let result = readALateByte(engine, afterUs: 2000).result
         return (engine.ring.lastWakeNs != 0, result)
     }
 
@@ -468,23 +477,7 @@ extension URingPollingTests {
     @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
     func aWaitForTheRingAloneDoesNotSpin() {
         let engine = EngineKind.uring.make(["UAIO_SPIN_US": "10000"])
-        var p: [CInt] = [0, 0]
-        pipe(&p)
-        defer { close(p[0]); close(p[1]) }
-        let r = Request(fd: p[0], size: 1)
-        #expect(engine.submit(r.cb, .read) == nil)
-        let writeEnd = p[1]
-        let writer = spawn {
-            usleep(3000)
-            var byte: UInt8 = 7
-            _ = write(writeEnd, &byte, 1)
-        }
-        var before = timespec(), after = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before)
-        let result = engine.finish(r)
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after)
-        pthread_join(writer, nil)
-        let cpuNs = (after.tv_sec - before.tv_sec) * 1_000_000_000 + (after.tv_nsec - before.tv_nsec)
+        let (result, cpuNs) = readALateByte(engine, afterUs: 3000)
         #expect(result == (0, 1))
         #expect(cpuNs < 1_500_000, "the wait used \(cpuNs) ns of CPU: it spun")
     }
