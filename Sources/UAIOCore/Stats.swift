@@ -118,18 +118,18 @@ final class Stats {
 
     /// Writes request `r`'s record from its slot.
     func publish(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32) {
-        write(r, s, live: live, whole: true)
+        writeRecord(r, s, live: live, whole: true)
     }
 
     /// Rewrites only the state, backend and worker of request `r`'s record (its other fields
     /// are those `publish` wrote when it was queued): a worker starting it, a completion
     /// freeing it. Half the instructions of `publish`, on the pool's serial path.
     func publishState(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32) {
-        write(r, s, live: live, whole: false)
+        writeRecord(r, s, live: live, whole: false)
     }
 
     @inline(__always)
-    private func write(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32, whole: Bool) {
+    private func writeRecord(_ r: UInt32, _ s: UnsafeMutablePointer<RequestSlot>, live: UInt32, whole: Bool) {
         uaio_shm_store32(inFlight, live)
         guard r < recordCount else { return }
         let rec = records + Int(r)
