@@ -159,7 +159,12 @@ extension Engine {
         #expect(engine.submit(b.cb, .read) == nil)
         #expect(engine.finish(b) == (0, 4096))
         #expect(b.bytes.allSatisfy { $0 == 0x22 })
-        #expect(engine.files.readHint(fd) == .unknown, "a read from the disk took less than \(Engine.inlineCopyBudgetNs) ns")
+        // Either the stale hint cost one synchronous read from the disk, whose duration turned
+        // the hint back to unknown, or the kernel refused RWF_NOWAIT (EAGAIN: the inode lock was
+        // contended, or cached pages were in the range) and the normal path's lookup saw O_DIRECT.
+        let afterStale = engine.files.readHint(fd)
+        #expect(afterStale == .unknown || afterStale == .direct,
+                "a read from the disk took less than \(Engine.inlineCopyBudgetNs) ns")
         let c = Request(fd: fd, size: 4096, offset: 12288)
         #expect(engine.submit(c.cb, .read) == nil)
         #expect(engine.finish(c) == (0, 4096))
@@ -457,7 +462,8 @@ extension URingPollingTests {
 
     /// With a spin longer than the wait, the waiter never sleeps, and nobody has to wake it;
     /// without one, it sleeps and the worker wakes it. The result is the same. (A busy machine
-    /// may stretch the 2 ms past the 10 ms spin: such a round proves nothing and is run again.)
+    /// may stretch the 2 ms past the 10 ms spin, or keep the waiter off its CPU until the byte
+    /// is there, so that it never sleeps: such a round proves nothing and is run again.)
     @Test(.enabled(if: sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1, "a single CPU never spins"))
     func aShortWaitSpinsInsteadOfSleeping() {
         var spun = (slept: true, result: (CInt(0), 0))
@@ -467,8 +473,12 @@ extension URingPollingTests {
             if cuaio_now_ns() - start < 8_000_000 { break }
         }
         #expect(!spun.slept && spun.result == (0, 1))
-        let slept = waitForALateByte(spinUs: 0)
-        #expect(slept.slept && slept.result == (0, 1))
+        var slept = (slept: false, result: (CInt(0), 0))
+        for _ in 0..<5 where !slept.slept {
+            slept = waitForALateByte(spinUs: 0)
+            #expect(slept.result == (0, 1))
+        }
+        #expect(slept.slept)
     }
 
     /// A wait for ring work alone sleeps at once: the kernel completes it without a worker
