@@ -492,19 +492,25 @@ extension URingPollingTests {
         #expect(cpuNs < 1_500_000, "the wait used \(cpuNs) ns of CPU: it spun")
     }
 
-    /// The spin ends at the wait's deadline (aio_suspend's timeout), not at its own limit.
+    /// The spin ends at the wait's deadline (aio_suspend's timeout), not at its own limit. (A
+    /// busy machine may keep the waiter off its CPU past 8 ms: such a round proves nothing and is
+    /// run again; a spin to its 10 ms limit never takes less.)
     @Test func aSpinKeepsTheDeadline() {
         let engine = EngineKind.pool.make(["UAIO_SPIN_US": "10000"])
         var p: [CInt] = [0, 0]
         pipe(&p)
         defer { close(p[0]); close(p[1]) }
-        let r = Request(fd: p[0], size: 1)
-        #expect(engine.submit(r.cb, .read) == nil)
-        let start = cuaio_now_ns()
-        #expect(engine.waitForCompletions(deadlineNs: start + 1_000_000) { !r.cb.isInProgress(pid: engine.pid) } == .timedOut)
-        #expect(cuaio_now_ns() - start < 8_000_000)
-        #expect(engine.cancel(fd: p[0], r.cb) == CInt(AIO_CANCELED))
-        #expect(engine.finish(r) == (ECANCELED, -1))
+        var elapsed = UInt64.max
+        for _ in 0..<5 where elapsed >= 8_000_000 {
+            let r = Request(fd: p[0], size: 1)
+            #expect(engine.submit(r.cb, .read) == nil)
+            let start = cuaio_now_ns()
+            #expect(engine.waitForCompletions(deadlineNs: start + 1_000_000) { !r.cb.isInProgress(pid: engine.pid) } == .timedOut)
+            elapsed = cuaio_now_ns() - start
+            #expect(engine.cancel(fd: p[0], r.cb) == CInt(AIO_CANCELED))
+            #expect(engine.finish(r) == (ECANCELED, -1))
+        }
+        #expect(elapsed < 8_000_000)
     }
 }
 
