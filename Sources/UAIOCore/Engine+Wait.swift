@@ -76,20 +76,22 @@ extension Engine {
     /// aio_suspend: nil as soon as one of `list` is not in progress, .again when `timeoutNs`
     /// passes first, .interrupted on a signal. Async-signal-safe.
     public static func suspend(_ list: UnsafePointer<AIOCB?>, count: Int, timeoutNs: UInt64?) -> Errno? {
-        let engine = existing()
-        let pid = engine?.pid
-        let anyDone = {
-            (0..<count).contains { i in list[i].map { !$0.isInProgress(pid: pid) } ?? false }
+        // Borrowed, not retained (withExisting): one wait per few requests at depth.
+        let outcome: Errno?? = withExisting { engine in
+            let pid = engine.pid
+            let anyDone = {
+                (0..<count).contains { i in list[i].map { !$0.isInProgress(pid: pid) } ?? false }
+            }
+            // Nothing to wait for: an empty list, or none in progress.
+            if anyDone() || !(0..<count).contains(where: { list[$0] != nil }) { return nil }
+            let deadline = timeoutNs.map { cuaio_now_ns() &+ $0 }
+            switch engine.waitForCompletions(deadlineNs: deadline, until: anyDone) {
+            case nil: return nil
+            case .timedOut?: return .again
+            case let e?: return e
+            }
         }
-        // Nothing of ours to wait for: an empty list, or requests of no live engine.
-        if anyDone() || !(0..<count).contains(where: { list[$0] != nil }) { return nil }
-        guard let engine else { return nil }
-        let deadline = timeoutNs.map { cuaio_now_ns() &+ $0 }
-        switch engine.waitForCompletions(deadlineNs: deadline, until: anyDone) {
-        case nil: return nil
-        case .timedOut?: return .again
-        case let e?: return e
-        }
+        return outcome ?? nil  // no engine: no request of this process is in progress
     }
 
     /// Waits until `done()`: in io_uring_enter, reaping the ring's completions itself, when the
@@ -97,7 +99,7 @@ extension Engine {
     /// otherwise, or for what is left of the wait once the ring handed back. Async-signal-safe.
     func waitForCompletions(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
         let start = cuaio_now_ns()
-        if spinLimitNs > 0 && pool.activeHint > 0 {
+        if spinLimitNs > 0 && withPool({ $0.activeHint }) > 0 {
             // Waits short lately: spin the whole limit. Else one wait in `probeEvery` spins half
             // of it, to see whether they have become short again (header).
             let short = cuaio_load_u64_relaxed(recentWaitNs) <= spinLimitNs / 2
@@ -108,7 +110,8 @@ extension Engine {
             }
         }
         let outcome: Errno?
-        if let uring, let o = uring.waitInKernel(deadlineNs: deadlineNs, until: done) {
+        let inKernel: Errno?? = withRing { $0.waitInKernel(deadlineNs: deadlineNs, until: done) } ?? nil
+        if let o = inKernel {
             outcome = o
         } else {
             outcome = ring.wait(deadlineNs: deadlineNs, until: done)
@@ -135,7 +138,7 @@ extension Engine {
                 seen = now
                 if done() { return true }
             }
-            if let cq = polledRing, io_uring_cq_ready(cq) > 0 { uring?.reapIfReady() }
+            if let cq = polledRing, io_uring_cq_ready(cq) > 0 { withRing { $0.reapIfReady() } }
             if cuaio_now_ns() >= end { return false }
             cuaio_cpu_relax()
         }
@@ -156,7 +159,7 @@ extension Engine {
     public func applyAioInit(threads: Int, idleSeconds: Int) {
         lock.withLock {
             if threads > 0 && configuration.maxBoundedWorkers.source != .environment {
-                pool.queues[WorkClass.bounded.rawValue].limit = min(threads, Configuration.workerCeiling)
+                pool.bounded.limit = min(threads, Configuration.workerCeiling)
             }
             if idleSeconds > 0 && configuration.workerIdleMs.source != .environment {
                 pool.idleNs = UInt64(idleSeconds) * 1_000_000_000

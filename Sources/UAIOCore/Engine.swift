@@ -52,6 +52,12 @@ public final class Engine: @unchecked Sendable {
     /// `uring`'s io_uring, for aio_error's look at the CQ: a plain pointer, so that the look
     /// (two loads) retains nothing. Set once, with `uring`.
     @exclusivity(unchecked) private(set) var polledRing: UnsafeMutablePointer<io_uring>?
+    /// `pool` and `uring` for the hot paths, borrowed (`withPool`, `withRing`): loading a class
+    /// `var` copies the reference, a retain and a release, atomic read-modify-writes on the
+    /// object's first line, which the submitter and the workers would take from each other on
+    /// every request. The `var`s above keep both alive for as long as the engine.
+    @exclusivity(unchecked) private var poolRef: Unmanaged<WorkerPool>!
+    @exclusivity(unchecked) private var uringRef: Unmanaged<URingBackend>?
     /// Why there is no ring, if there is none.
     public private(set) var ringSetupError: Errno?
     /// UAIO_TRY_INLINE: see `readInline`.
@@ -103,10 +109,12 @@ public final class Engine: @unchecked Sendable {
         stats = publish && configuration.stats.value
             ? Stats(pid: pid, capacity: Int(requests.capacity), configuration: configuration) : nil
         pool = WorkerPool(engine: self)
+        poolRef = Unmanaged.passUnretained(pool)
         if configuration.backend.value != .pool {
             do {
                 uring = try URingBackend(engine: self, restrictTo: restrictRingTo)
                 polledRing = uring?.rawRing
+                uringRef = uring.map { Unmanaged.passUnretained($0) }
             } catch {
                 ringSetupError = error
                 if configuration.debug.value {
@@ -133,6 +141,9 @@ public final class Engine: @unchecked Sendable {
         batch.append((0, 0))
         batch.removeAll(keepingCapacity: true)
     }
+
+    @inline(__always) func withPool<R>(_ body: (WorkerPool) -> R) -> R { poolRef._withUnsafeGuaranteedRef(body) }
+    @inline(__always) func withRing<R>(_ body: (URingBackend) -> R) -> R? { uringRef?._withUnsafeGuaranteedRef(body) }
 
     // MARK: the per-process instance
 
@@ -177,11 +188,11 @@ public final class Engine: @unchecked Sendable {
 
     /// aio_error for a request in progress in some process: .invalid unless in this one. A
     /// program polling aio_error finds its ring completions without the reaper: looking costs
-    /// two loads (a method, so that `self` is not retained either); reaping, rarer, may retain.
+    /// two loads (a method, so that `self` is not retained either).
     func errorInProgress(_ cb: AIOCB) -> Result<CInt, Errno> {
         guard cb.tagPid == pid else { return .failure(.invalid) }
-        guard let cq = polledRing, io_uring_cq_ready(cq) > 0, let uring else { return .success(EINPROGRESS) }
-        uring.reapIfReady()
+        guard let cq = polledRing, io_uring_cq_ready(cq) > 0 else { return .success(EINPROGRESS) }
+        withRing { $0.reapIfReady() }
         return .success(cb.errorCode)
     }
 
@@ -226,7 +237,7 @@ public final class Engine: @unchecked Sendable {
         // Inline only while no bounded work is queued: it must not overtake queued requests
         // of a higher priority (aio_reqprio orders what is pending together).
         var knownFlags: CInt? = nil  // the inline attempt's fcntl, reused on an fd-cache miss
-        if opcode == .read && tryInline && pool.queues[WorkClass.bounded.rawValue].queuedHint == 0
+        if opcode == .read && tryInline && withPool({ $0.bounded.queuedHint }) == 0
             && files.readHint(fd) != .direct && !cb.isInProgress(pid: pid)
         {
             switch readInline(cb, notification) {
@@ -377,11 +388,14 @@ public final class Engine: @unchecked Sendable {
     func makeReadyLocked(_ r: UInt32, _ deferred: inout Deferred) {
         let s = requests[r]
         s.pointee.state = .queued
-        if let uring, !s.pointee.reissued, uring.takesLocked(s) {
+        let ringTook = !s.pointee.reissued && withRing({ uring in
+            guard uring.takesLocked(s) else { return false }
             uring.enqueueLocked(r, &deferred)
-        } else {
+            return true
+        }) == true
+        if !ringTook {
             s.pointee.backend = .pool
-            pool.enqueueLocked(r, &deferred)
+            withPool { $0.enqueueLocked(r, &deferred) }
         }
         publishLocked(r)
     }
@@ -396,8 +410,8 @@ public final class Engine: @unchecked Sendable {
         if deferred.isEmpty { return }
         // The ring first: it submits and releases the SQ lock, which must not be held while
         // anything below takes the engine lock (the lock order in the header).
-        uring?.afterUnlock(&deferred)
-        pool.afterUnlock(&deferred)
+        withRing { $0.afterUnlock(&deferred) }
+        withPool { $0.afterUnlock(&deferred) }
         for d in deferred.deliveries { deliver(d) }
         deferred.deliveries.removeAll(keepingCapacity: true)
     }
@@ -466,7 +480,7 @@ public final class Engine: @unchecked Sendable {
     func deliver(_ d: Delivery, doorbell: Bool = true) {
         ring.publish(d.record)
         stats?.finished(d.record)  // here, not under the engine lock: it keeps the lock's holds short
-        if doorbell { uring?.ringDoorbellIfWaiting() }
+        if doorbell { withRing { $0.ringDoorbellIfWaiting() } }
         d.notification.deliver(pid: pid)
         d.listNotification.deliver(pid: pid)
     }

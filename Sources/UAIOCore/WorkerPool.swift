@@ -75,30 +75,31 @@ final class WorkQueue {
         tails.initialize(repeating: nilIndex, count: levels)
     }
 
-    func push(_ r: UInt32, priority: CInt, _ requests: SlotPool<RequestSlot>) {
+    /// (`requests`: the request table's slots, a pointer: passing the table would retain it.)
+    func push(_ r: UInt32, priority: CInt, _ requests: UnsafeMutablePointer<RequestSlot>) {
         let p = Int(priority)
-        let s = requests[r]
+        let s = requests + Int(r)
         s.pointee.queueNext = nilIndex
         s.pointee.queuePrev = tails[p]
-        if tails[p] != nilIndex { requests[tails[p]].pointee.queueNext = r } else { heads[p] = r }
+        if tails[p] != nilIndex { (requests + Int(tails[p])).pointee.queueNext = r } else { heads[p] = r }
         tails[p] = r
         nonEmpty |= 1 << UInt32(p)
         queued += 1
     }
 
-    func pop(_ requests: SlotPool<RequestSlot>) -> UInt32? {
+    func pop(_ requests: UnsafeMutablePointer<RequestSlot>) -> UInt32? {
         guard nonEmpty != 0 else { return nil }
         let r = heads[nonEmpty.trailingZeroBitCount]
         remove(r, requests)
         return r
     }
 
-    func remove(_ r: UInt32, _ requests: SlotPool<RequestSlot>) {
-        let s = requests[r]
+    func remove(_ r: UInt32, _ requests: UnsafeMutablePointer<RequestSlot>) {
+        let s = requests + Int(r)
         let p = Int(s.pointee.reqprio)
         let prev = s.pointee.queuePrev, next = s.pointee.queueNext
-        if prev != nilIndex { requests[prev].pointee.queueNext = next } else { heads[p] = next }
-        if next != nilIndex { requests[next].pointee.queuePrev = prev } else { tails[p] = prev }
+        if prev != nilIndex { (requests + Int(prev)).pointee.queueNext = next } else { heads[p] = next }
+        if next != nilIndex { (requests + Int(next)).pointee.queuePrev = prev } else { tails[p] = prev }
         if heads[p] == nilIndex { nonEmpty &= ~(1 << UInt32(p)) }
         queued -= 1
     }
@@ -109,7 +110,9 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// Strong on purpose: an engine lives as long as its process, and a worker that outlives
     /// every other reference (a test's engine) must still find it.
     let engine: Engine
-    let queues: [WorkQueue]
+    /// The two classes' queues: `let`s, not an array, so that using one retains nothing.
+    let bounded: WorkQueue, unbounded: WorkQueue
+    @inline(__always) func queue(_ c: WorkClass) -> WorkQueue { c == .bounded ? bounded : unbounded }
     /// At most this many workers of a class run CPU work at once (one CPU is the submitter's).
     let runnableCap: Int
     var idleNs: UInt64
@@ -146,10 +149,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     init(engine: Engine) {
         self.engine = engine
         let c = engine.configuration
-        queues = [
-            WorkQueue(.bounded, limit: c.maxBoundedWorkers.value, lock: engine.lock),
-            WorkQueue(.unbounded, limit: c.maxUnboundedWorkers.value, lock: engine.lock),
-        ]
+        bounded = WorkQueue(.bounded, limit: c.maxBoundedWorkers.value, lock: engine.lock)
+        unbounded = WorkQueue(.unbounded, limit: c.maxUnboundedWorkers.value, lock: engine.lock)
         runnableCap = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)
         idleNs = UInt64(c.workerIdleMs.value) * 1_000_000
     }
@@ -157,9 +158,16 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     // MARK: IOBackend
 
     func enqueueLocked(_ r: UInt32, _ deferred: inout Deferred) {
-        let s = engine.requests[r]
-        let q = queues[s.pointee.workClass.rawValue]
-        q.push(r, priority: s.pointee.reqprio, engine.requests)
+        // Each `let` named, not `queue(_:)`: a queue chosen by an expression is retained.
+        if engine.requests[r].pointee.workClass == .bounded {
+            enqueueLocked(r, on: bounded, &deferred)
+        } else {
+            enqueueLocked(r, on: unbounded, &deferred)
+        }
+    }
+
+    private func enqueueLocked(_ r: UInt32, on q: WorkQueue, _ deferred: inout Deferred) {
+        q.push(r, priority: engine.requests[r].pointee.reqprio, engine.requests.base)
         addActive(1)
         if q.idle > q.claimed {
             q.claimed += 1
@@ -172,15 +180,15 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     func removeLocked(_ r: UInt32) -> Bool {
         let s = engine.requests[r]
         guard s.pointee.state == .queued else { return false }
-        queues[s.pointee.workClass.rawValue].remove(r, engine.requests)
+        queue(s.pointee.workClass).remove(r, engine.requests.base)
         addActive(-1)
         return true
     }
 
     func afterUnlock(_ deferred: inout Deferred) {
         // (No array literal here: it would allocate on every submission.)
-        for _ in 0..<deferred.spawn.bounded { startWorker(queues[0]) }
-        for _ in 0..<deferred.spawn.unbounded { startWorker(queues[1]) }
+        for _ in 0..<deferred.spawn.bounded { startWorker(bounded) }
+        for _ in 0..<deferred.spawn.unbounded { startWorker(unbounded) }
         deferred.spawn = (0, 0)
     }
 
@@ -210,7 +218,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
             q.total -= 1
             engine.stats?.publishWorkers(q)
             if q.total == 0 {
-                while let r = q.pop(engine.requests) {
+                while let r = q.pop(engine.requests.base) {
                     addActive(-1)
                     deferred.deliveries.append(engine.finishLocked(r, .failure(.again), backend: .pool, &deferred))
                 }
@@ -230,7 +238,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         defer { if wakeFD >= 0 { close(wakeFD) } }
         engine.lock.lock()
         while true {
-            if let r = q.pop(engine.requests) {
+            if let r = q.pop(engine.requests.base) {
                 let s = engine.requests[r]
                 s.pointee.state = .running
                 s.pointee.workerTid = tid
@@ -321,7 +329,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     private func performInterruptibly(_ job: RequestSlot, _ r: UInt32) -> Result<Int, Errno>? {
         guard !job.opcode.isSync else {
             var sleeping = true
-            return perform(job, r, queues[WorkClass.unbounded.rawValue], &sleeping)  // fsync on a stream
+            return perform(job, r, unbounded, &sleeping)  // fsync on a stream
         }
         // poll(2) and the read or write after it resolve the number twice: a duplicate holds the
         // open file, as the kernel does for the length of one system call, should the
