@@ -9,7 +9,9 @@
 //   for n in 2000 6000; do LD_PRELOAD=/tmp/libuaio.so valgrind --tool=callgrind
 //       --separate-threads=yes --callgrind-out-file=/tmp/cg.$n.%p /tmp/aioloop FILE $n write; done
 //
-// (one line; UAIO_BACKEND=pool for the pool alone). FILE: an existing file of at least 64 MiB
+// (one line; UAIO_BACKEND=pool for the pool alone). `write` needs UAIO_BACKEND=pool under
+// valgrind: with the ring, the waiter sleeps in io_uring_enter for the worker's doorbell, and
+// valgrind, which runs one thread at a time, never ran the worker again (the run hung). FILE: an existing file of at least 64 MiB
 // (`write` overwrites it). Not a test.
 #define _GNU_SOURCE
 #include <aio.h>
