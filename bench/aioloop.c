@@ -11,8 +11,8 @@
 //
 // (one line; UAIO_BACKEND=pool for the pool alone). `write` needs UAIO_BACKEND=pool under
 // valgrind: with the ring, the waiter sleeps in io_uring_enter for the worker's doorbell, and
-// valgrind, which runs one thread at a time, never ran the worker again (the run hung). FILE: an existing file of at least 64 MiB
-// (`write` overwrites it). Not a test.
+// valgrind, which runs one thread at a time, never ran the worker again (the run hung).
+// FILE: an existing file of at least 64 MiB (`write` overwrites it). Not a test.
 #define _GNU_SOURCE
 #include <aio.h>
 #include <errno.h>
