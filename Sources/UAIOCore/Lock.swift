@@ -1,27 +1,26 @@
-// A pthread mutex and condition variables in memory of their own, so their addresses never
-// move (Swift may move values; pthread objects must not be). The engine has one lock: its
+// The engine's lock and its conditions: futex words in memory of their own, so their addresses
+// never move (Swift may move values; a futex word must not). The engine has one lock: its
 // critical sections are a few list operations long, and one lock keeps cancellation, ordering
-// and the pool's queues consistent without a lock order to get wrong.
+// and the pool's queues consistent without a lock order to get wrong. lock.c tells why it
+// is not a pthread mutex.
 import CUAIO
 import Glibc
 
 final class Lock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let word: UnsafeMutablePointer<UInt32>
 
     init() {
-        mutex = .allocate(capacity: 1)
-        var attr = pthread_mutexattr_t()
-        pthread_mutexattr_init(&attr)
-        // Adaptive: spin briefly before sleeping, since every holder is short.
-        pthread_mutexattr_settype(&attr, CInt(PTHREAD_MUTEX_ADAPTIVE_NP))
-        pthread_mutex_init(mutex, &attr)
-        pthread_mutexattr_destroy(&attr)
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
     }
 
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+    /// How long a contended lock spins before it sleeps, process-wide (Engine.init).
+    static func setSpin(ns: UInt64) { cuaio_lock_set_spin(ns) }
+
+    @inline(__always) func lock() { cuaio_lock(word) }
+    @inline(__always) func unlock() { cuaio_unlock(word) }
     /// Takes the lock if it is free; never waits (usable where blocking could deadlock).
-    @inline(__always) func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+    @inline(__always) func tryLock() -> Bool { cuaio_trylock(word) != 0 }
 
     @inline(__always) func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()
@@ -29,30 +28,27 @@ final class Lock: @unchecked Sendable {
         return try body()
     }
 
-    /// A condition variable bound to this lock, timed on CLOCK_MONOTONIC.
+    /// A condition bound to this lock, timed on CLOCK_MONOTONIC.
     final class Condition: @unchecked Sendable {
-        private let cond: UnsafeMutablePointer<pthread_cond_t>
-        private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+        private let sequence: UnsafeMutablePointer<UInt32>
+        private let lock: UnsafeMutablePointer<UInt32>
 
-        fileprivate init(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
-            self.mutex = mutex
-            cond = .allocate(capacity: 1)
-            var attr = pthread_condattr_t()
-            pthread_condattr_init(&attr)
-            pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-            pthread_cond_init(cond, &attr)
-            pthread_condattr_destroy(&attr)
+        fileprivate init(_ lock: UnsafeMutablePointer<UInt32>) {
+            self.lock = lock
+            sequence = .allocate(capacity: 1)
+            sequence.initialize(to: 0)
         }
 
-        func signal() { pthread_cond_signal(cond) }
+        /// Wakes one waiter (the lock held).
+        func signal() { cuaio_cond_signal(sequence) }
 
         /// Waits (the lock held) until signalled or `deadlineNs` (CLOCK_MONOTONIC) passes.
-        /// Returns false on time-out.
+        /// Returns false on time-out; may return true spuriously.
         func wait(untilNs deadlineNs: UInt64) -> Bool {
             var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
-            return pthread_cond_timedwait(cond, mutex, &ts) != ETIMEDOUT
+            return cuaio_cond_wait(lock, sequence, &ts) != ETIMEDOUT
         }
     }
 
-    func makeCondition() -> Condition { Condition(mutex) }
+    func makeCondition() -> Condition { Condition(word) }
 }

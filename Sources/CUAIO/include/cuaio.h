@@ -104,6 +104,33 @@ int cuaio_futex_wait(uint32_t *word, uint32_t expected, const struct timespec *d
 /// Wakes up to `count` waiters on `word`.
 void cuaio_futex_wake(uint32_t *word, int count);
 
+// MARK: the engine's lock (lock.c)
+//
+// A futex word: 0 free, 1 held, 2 held and maybe a sleeper. The uncontended paths are inline.
+
+void cuaio_lock_slow(uint32_t *word);
+/// How long a contended cuaio_lock spins before it sleeps (0: it sleeps at once).
+void cuaio_lock_set_spin(uint64_t ns);
+/// acquire: what the previous holder wrote under the lock is visible to the new one.
+static inline void cuaio_lock(uint32_t *word) {
+    uint32_t z = 0;
+    if (!__atomic_compare_exchange_n(word, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) cuaio_lock_slow(word);
+}
+/// 1 when taken; never waits.
+static inline int cuaio_trylock(uint32_t *word) {
+    uint32_t z = 0;
+    return __atomic_compare_exchange_n(word, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+/// release: publishes what was written under the lock. Wakes one sleeper if there may be one.
+static inline void cuaio_unlock(uint32_t *word) {
+    if (__atomic_exchange_n(word, 0, __ATOMIC_RELEASE) == 2) cuaio_futex_wake(word, 1);
+}
+/// Releases `lock`, sleeps until cuaio_cond_signal(`sequence`) or `deadline` (absolute
+/// CLOCK_MONOTONIC, NULL for none), takes `lock` again. ETIMEDOUT, or 0 (signalled, or spurious).
+int cuaio_cond_wait(uint32_t *lock, uint32_t *sequence, const struct timespec *deadline);
+/// Wakes one cuaio_cond_wait on `sequence`; call it with the lock held.
+void cuaio_cond_signal(uint32_t *sequence);
+
 /// A full (seq_cst) fence: orders a plain store before a later load (Dekker pairings).
 static inline void cuaio_fence_seqcst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /// A release fence: the stores before it are visible before the stores after it.
