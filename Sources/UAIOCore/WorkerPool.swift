@@ -87,9 +87,11 @@ final class WorkQueue {
         queued += 1
     }
 
+    /// The request `pop` would return, left in the queue.
+    var head: UInt32? { nonEmpty == 0 ? nil : heads[nonEmpty.trailingZeroBitCount] }
+
     func pop(_ requests: UnsafeMutablePointer<RequestSlot>) -> UInt32? {
-        guard nonEmpty != 0 else { return nil }
-        let r = heads[nonEmpty.trailingZeroBitCount]
+        guard let r = head else { return nil }
         remove(r, requests)
         return r
     }
@@ -227,15 +229,22 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         engine.afterUnlock(&deferred)
     }
 
-    /// A worker's life: take a request, run it without the lock, finish it and take the next
-    /// under one lock hold, deliver the finished one after unlocking.
+    /// A worker's life: take a request (and, while the queue is deep, a batch of page-cache
+    /// writes with it), run it without the lock, finish it and take the next under one lock
+    /// hold, deliver the finished ones after unlocking.
     func run(_ q: WorkQueue) {
         let tid = cuaio_gettid()
-        var pending: Delivery? = nil
         var deferred = Deferred()
         var wakeFD: CInt = -1  // the poll mechanism's eventfd, made on first need
         var signalUnblocked = false
-        defer { if wakeFD >= 0 { close(wakeFD) } }
+        // The batch beside the first request: allocated once per worker, not per request.
+        let batch = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.batchMax - 1)
+        let batchResults = UnsafeMutablePointer<Result<Int, Errno>>.allocate(capacity: Self.batchMax - 1)
+        defer {
+            if wakeFD >= 0 { close(wakeFD) }
+            batch.deallocate()
+            batchResults.deallocate()
+        }
         engine.lock.lock()
         while true {
             if let r = q.pop(engine.requests.base) {
@@ -257,25 +266,32 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 var sleeping = q.workClass == .unbounded || job.mayBlock || job.opcode.isVectored
                 if sleeping { noteSleeping(q, &deferred) }
                 engine.stats?.publishState(r, s, live: engine.requests.live)
+                let batched = Self.batches(s) ? takeBatchLocked(q, tid, into: batch) : 0
                 engine.lock.unlock()
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
-                if let d = pending { engine.deliver(d); pending = nil }
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
+                for i in 0..<batched {
+                    let b = engine.requests[batch[i]]
+                    (batchResults + i).initialize(to: system_pwrite(b.pointee.fd, b.pointee.buffer, b.pointee.nbytes, b.pointee.offset))
+                }
                 engine.lock.lock()
-                addActive(-1)
+                addActive(-1 - Int32(batched))
                 if sleeping {
                     q.blocked -= 1
                     engine.stats?.publishWorkers(q)
                 }
                 // nil: handed to its canceller, which finishes it.
-                if let result { pending = engine.finishLocked(r, result, backend: .pool, &deferred) }
+                if let result { deferred.deliveries.append(engine.finishLocked(r, result, backend: .pool, &deferred)) }
+                for i in 0..<batched {
+                    let result = (batchResults + i).move()
+                    deferred.deliveries.append(engine.finishLocked(batch[i], result, backend: .pool, &deferred))
+                }
                 continue
             }
-            if pending != nil || !deferred.isEmpty {
+            if !deferred.isEmpty {
                 engine.lock.unlock()
                 engine.afterUnlock(&deferred)
-                if let d = pending { engine.deliver(d); pending = nil }
                 engine.lock.lock()
                 continue
             }
@@ -284,6 +300,51 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         q.total -= 1
         engine.stats?.publishWorkers(q)
         engine.lock.unlock()
+    }
+
+    // MARK: batches
+    //
+    // At QD32 page-cache writes, the submitter and the worker each took the engine lock once
+    // per request, so the lock's cache line (and the queue's) crossed between the two CPUs
+    // twice per request: 88% of the submitting path's samples sat on the lock's two atomic
+    // instructions. A worker that finds the queue deep now takes up to three more writes with
+    // the one it popped, runs them back to back and finishes all four under one hold. Only
+    // buffered positioned writes: CPU work that ends by itself, so no request waits behind a
+    // disk read, and none a worker would report asleep. A batched write is `running` from the
+    // start, so aio_cancel answers AIO_NOTCANCELED for it, as for any started file I/O; and it
+    // is reported up to three writes later (about 5 us) than it could be, while the submitter
+    // has, by the queue's depth, plenty else to reap. Measured: 628k against 544k writes/s and
+    // 3.19 against 3.65 us of CPU per write (7 alternated runs, fio QD32).
+
+    /// The most requests a worker runs per lock hold.
+    static let batchMax = 4
+    /// A batch is taken only while at least this many requests are queued: enough that other
+    /// awake workers have their share, and that the submitter has completions to reap meanwhile.
+    static let batchDepth = 8
+
+    /// Requests run in a batch beside the one popped (engine lock; for the tests).
+    private(set) var batchedCount = 0
+
+    /// Whether request `s` may run in a batch (lock held).
+    private static func batches(_ s: UnsafeMutablePointer<RequestSlot>) -> Bool {
+        s.pointee.opcode == .write && s.pointee.positioned && !s.pointee.mayBlock && s.pointee.workClass == .bounded
+    }
+
+    /// Pops up to `batchMax - 1` more batchable requests from the head of `q` into `batch`,
+    /// marked running (lock held). Returns how many.
+    private func takeBatchLocked(_ q: WorkQueue, _ tid: pid_t, into batch: UnsafeMutablePointer<UInt32>) -> Int {
+        var n = 0
+        while n < Self.batchMax - 1 && q.queued >= Self.batchDepth, let r = q.head, Self.batches(engine.requests[r]) {
+            q.remove(r, engine.requests.base)
+            let s = engine.requests[r]
+            s.pointee.state = .running
+            s.pointee.workerTid = tid
+            engine.stats?.publishState(r, s, live: engine.requests.live)
+            batch[n] = r
+            n += 1
+        }
+        batchedCount += n
+        return n
     }
 
     /// Sleeps until claimed by `enqueueLocked` or the idle time passes (lock held).

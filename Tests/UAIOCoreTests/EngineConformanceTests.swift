@@ -539,3 +539,40 @@ extension URingPollingTests {
         #expect(engine.canceledCount == 0 && engine.completedCount == 2)
     }
 }
+
+@Suite struct PoolBatchTests {
+    /// A list of 64 page-cache writes lands in the pool's queue before its first worker starts,
+    /// so the worker runs them in batches (WorkerPool, "batches"). Each still gets its own
+    /// result: the bytes it wrote, or EFAULT for the two whose buffer is not mapped (one sits
+    /// in the first batch), and every byte lands where its own request put it.
+    @Test(arguments: availableKinds)
+    func batchedWritesKeepTheirOwnResults(_ kind: EngineKind) {
+        let engine = kind.make()
+        let fd = tempFile()
+        defer { close(fd) }
+        let count = 64, size = 512
+        let unmapped: Set = [1, 40]
+        let requests = (0..<count).map { i in Request(fd: fd, size: size, offset: i * size, fill: UInt8(i)) }
+        for (i, r) in requests.enumerated() {
+            r.cb.pointee.aio_lio_opcode = CInt(LIO_WRITE)
+            if unmapped.contains(i) { r.cb.pointee.aio_buf = UnsafeMutableRawPointer(bitPattern: 4096) }
+        }
+        let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: count)
+        defer { list.deallocate() }
+        for (i, r) in requests.enumerated() { list[i] = r.cb }
+        // Every entry was queued, so LIO_WAIT succeeds (semantics.md); the failures are per entry.
+        #expect(engine.listIO(list, count: count, wait: true, listNotification: .none) == nil)
+        for (i, r) in requests.enumerated() {
+            let expected = unmapped.contains(i) ? (EFAULT, -1) : (0, size)
+            #expect(engine.finish(r) == expected, "request \(i)")
+        }
+        var back = [UInt8](repeating: 0xFF, count: count * size)
+        #expect(pread(fd, &back, back.count, 0) == back.count)
+        for i in 0..<count {
+            let want: UInt8 = unmapped.contains(i) ? 0 : UInt8(i)
+            #expect(back[i * size..<(i + 1) * size].allSatisfy { $0 == want }, "bytes of request \(i)")
+        }
+        #expect(engine.lock.withLock { engine.pool.batchedCount } > 0)
+        #expect(engine.completedCount == UInt64(count) && engine.inFlight == 0)
+    }
+}
