@@ -14,13 +14,15 @@
 #include <stddef.h>
 
 /// How long a contended lock spins before sleeping; 0 on a single CPU, where the holder cannot
-/// run while we spin. Set once, before the engine's first thread starts.
+/// run while we spin. Set by each engine as it is built (relaxed: a tuning value, which no
+/// other memory depends on).
 static uint64_t lock_spin_ns = 0;
 
-void cuaio_lock_set_spin(uint64_t ns) { lock_spin_ns = ns; }
+void cuaio_lock_set_spin(uint64_t ns) { __atomic_store_n(&lock_spin_ns, ns, __ATOMIC_RELAXED); }
 
 void cuaio_lock_slow(uint32_t *word) {
-    if (lock_spin_ns > 0) {
+    uint64_t spin = __atomic_load_n(&lock_spin_ns, __ATOMIC_RELAXED);
+    if (spin > 0) {
         uint64_t end = 0;
         for (unsigned i = 0;; i++) {
             // Read before the CAS: spinning on a shared read does not take the line from the holder.
@@ -31,7 +33,7 @@ void cuaio_lock_slow(uint32_t *word) {
             cuaio_cpu_relax();
             if ((i & 15) == 0) {  // the clock every 16 rounds: a vDSO call costs about 20 PAUSEs
                 uint64_t now = cuaio_now_ns();
-                if (end == 0) end = now + lock_spin_ns;
+                if (end == 0) end = now + spin;
                 else if (now >= end) break;
             }
         }

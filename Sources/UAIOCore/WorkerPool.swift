@@ -272,8 +272,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 engine.afterUnlock(&deferred)
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
                 for i in 0..<batched {
-                    let b = engine.requests[batch[i]]
-                    (batchResults + i).initialize(to: system_pwrite(b.pointee.fd, b.pointee.buffer, b.pointee.nbytes, b.pointee.offset))
+                    let b = engine.requests[batch[i]].pointee
+                    (batchResults + i).initialize(to: system_pwrite(b.fd, b.buffer, b.nbytes, b.offset))
                 }
                 engine.lock.lock()
                 addActive(-1 - Int32(batched))
