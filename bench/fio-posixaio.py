@@ -14,9 +14,10 @@ def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_
     env = {k: v for k, v in os.environ.items() if not k.startswith("UAIO_") and k != "LD_PRELOAD"}
     ioengine = "io_uring" if engine == "fio io_uring" else "posixaio"
     if engine.startswith("uaio"):
-        env["LD_PRELOAD"] = lib
-        env.update(extra_env)
         name, _, setting = engine.partition("+")  # uaio+UAIO_STATS=0: one more setting
+        name, _, other = name.partition("@")  # uaio@/tmp/old/libuaio.so: another build
+        env["LD_PRELOAD"] = other or lib
+        env.update(extra_env)
         if setting:
             k, v = setting.split("=", 1)
             env[k] = v
@@ -68,7 +69,8 @@ def main():
     ap.add_argument("--size-mib", type=int, default=64, help="per file")
     ap.add_argument("--engines", default="glibc,uaio,fio io_uring",
                     help="comma list of glibc, uaio, uaio:pool, uaio:uring, fio io_uring; "
-                         "uaio+NAME=VALUE adds a setting (uaio+UAIO_STATS=0)")
+                         "uaio+NAME=VALUE adds a setting (uaio+UAIO_STATS=0); "
+                         "uaio@PATH preloads another build, to compare two side by side")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the uaio runs")
     ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/var/tmp"))
     ap.add_argument("--direct", action="store_true", help="O_DIRECT: from the disk, not the page cache")
