@@ -272,8 +272,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 engine.afterUnlock(&deferred)
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
                 for i in 0..<batched {
-                    let b = engine.requests[batch[i]].pointee
-                    (batchResults + i).initialize(to: system_pwrite(b.fd, b.buffer, b.nbytes, b.offset))
+                    var asleep = false  // (a buffered write: perform never learns otherwise)
+                    (batchResults + i).initialize(to: perform(engine.requests[batch[i]].pointee, batch[i], q, &asleep))
                 }
                 engine.lock.lock()
                 addActive(-1 - Int32(batched))
