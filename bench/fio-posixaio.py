@@ -10,7 +10,7 @@ the median of the rounds' ratios to fio io_uring (paired: robust to the disk's d
 Not a test: it prints numbers. Needs Debian's fio."""
 import argparse, json, os, resource, shutil, statistics, subprocess, sys, tempfile
 
-def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_mib, direct):
+def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_mib, direct, device=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("UAIO_") and k != "LD_PRELOAD"}
     ioengine = "io_uring" if engine == "fio io_uring" else "posixaio"
     if engine.startswith("uaio"):
@@ -23,10 +23,11 @@ def run_fio(engine, lib, directory, depth, nfiles, seconds, rw, extra_env, size_
             env[k] = v
         if ":" in name:  # uaio:pool, uaio:uring
             env["UAIO_BACKEND"] = name.split(":", 1)[1]
-    cmd = ["fio", "--name=bench", f"--ioengine={ioengine}", f"--rw={rw}", "--bs=4k",
-           f"--iodepth={depth}", f"--directory={directory}", f"--nrfiles={nfiles}",
-           f"--size={size_mib * nfiles}M", "--file_service_type=random", "--invalidate=0",
-           f"--pre_read={0 if direct else 1}", "--time_based", f"--runtime={seconds}", "--output-format=json",
+    target = ([f"--filename={device}", f"--size={size_mib}M"] if device else
+             [f"--directory={directory}", f"--nrfiles={nfiles}", f"--size={size_mib * nfiles}M",
+              "--file_service_type=random", "--invalidate=0", f"--pre_read={0 if direct else 1}"])
+    cmd = ["fio", "--name=bench", f"--ioengine={ioengine}", f"--rw={rw}", "--bs=4k", f"--iodepth={depth}",
+           *target, "--time_based", f"--runtime={seconds}", "--output-format=json",
            "--randrepeat=0", "--norandommap", f"--direct={1 if direct else 0}"]
     # CPU of the whole fio process, every thread (ours, glibc's, io_uring's iou-wrk): fio's own
     # usr_cpu and sys_cpu count only its job thread (RUSAGE_THREAD), which left out the worker
@@ -74,6 +75,9 @@ def main():
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the uaio runs")
     ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/var/tmp"))
     ap.add_argument("--direct", action="store_true", help="O_DIRECT: from the disk, not the page cache")
+    ap.add_argument("--loop", action="store_true",
+                    help="O_DIRECT on a loop device backed by a file in /dev/shm (needs root): a fast "
+                         "device (a few us per request, no virtual disk's noise), one file")
     ap.add_argument("--layout", choices=["4k", "1m", "fio"], default="4k",
                     help="writes: files written in 4 KiB or 1 MiB writes and synced, or as fio lays them out")
     a = ap.parse_args()
@@ -82,12 +86,25 @@ def main():
     lib = os.path.abspath(a.lib)
     extra = dict(kv.split("=", 1) for kv in a.env)
     engines = a.engines.split(",")
-    directory = tempfile.mkdtemp(prefix="uaio-fio.", dir=a.dir)
+    directory = tempfile.mkdtemp(prefix="uaio-fio.", dir="/dev/shm" if a.loop else a.dir)
+    device = None
+    if a.loop:
+        a.direct, a.files = True, "1"
+        backing = os.path.join(directory, "backing")
+        with open(backing, "wb") as f:  # written, not sparse: reads copy real pages
+            for _ in range(a.size_mib):
+                f.write(os.urandom(1 << 20))
+        out = subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"losetup failed (root?): {out.stderr.strip()}")
+        device = out.stdout.strip()
     where = "O_DIRECT" if a.direct else "page-cached"
+    if device:
+        where = f"O_DIRECT loop device ({device} on tmpfs)"
     if "write" in a.rw:
         where += ", as fio lays them out," if a.layout == "fio" else f", written in {a.layout} writes and synced,"
     print(f"fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}, "
-          f"{a.rw} 4 KiB, {a.size_mib} MiB {where} files, {a.seconds} s runs, median of {a.runs} "
+          f"{a.rw} 4 KiB, {a.size_mib} MiB {where} file(s), {a.seconds} s runs, median of {a.runs} "
           f"alternated runs; libuaio env: {extra or 'defaults'}; CPU: the fio process's, every thread, "
           f"start-up included")
     print()
@@ -103,7 +120,7 @@ def main():
                 for r in range(a.runs):
                     for e in (engines if r % 2 == 0 else engines[::-1]):
                         samples[e].append(run_fio(e, lib, directory, depth, nfiles, a.seconds, a.rw, extra,
-                                                  a.size_mib, a.direct))
+                                                  a.size_mib, a.direct, device))
                 med = {e: {k: statistics.median(s[k] for s in samples[e]) for k in samples[e][0]} for e in engines}
                 base = med.get("glibc", {}).get("iops")
                 for e in engines:
@@ -116,6 +133,8 @@ def main():
                     print(f"| {nfiles} | {depth} | {e} | {m['iops'] / 1000:.1f}k | {m['p50']:.1f} | {m['p99']:.1f} "
                           f"| {m['cpu_us']:.2f} | {ratio} | {paired} |", flush=True)
     finally:
+        if device:
+            subprocess.run(["losetup", "-d", device])
         shutil.rmtree(directory, ignore_errors=True)
 
 if __name__ == "__main__":
