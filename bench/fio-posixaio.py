@@ -6,6 +6,7 @@ the median of the rounds' ratios to fio io_uring (paired: robust to the disk's d
 
     bench/fio-posixaio.py --lib stage/lib/libuaio.so [--runs 5] [--seconds 5] [--depths 1,32]
                           [--files 1,8] [--rw randread] [--env UAIO_TRY_INLINE=0 ...]
+                          [--direct | --loop]
 
 Not a test: it prints numbers. Needs Debian's fio."""
 import argparse, json, os, resource, shutil, statistics, subprocess, sys, tempfile
@@ -96,6 +97,7 @@ def main():
                 f.write(os.urandom(1 << 20))
         out = subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True)
         if out.returncode != 0:
+            shutil.rmtree(directory, ignore_errors=True)
             sys.exit(f"losetup failed (root?): {out.stderr.strip()}")
         device = out.stdout.strip()
     where = "O_DIRECT" if a.direct else "page-cached"
