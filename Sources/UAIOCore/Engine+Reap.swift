@@ -37,6 +37,7 @@ extension Engine {
                 requests[r].pointee.reapable = true
             }
             cuaio_store_u32_relaxed(reapOn, 1)  // relaxed: submissions read it under this lock
+            withRing { $0.raiseNeed() }  // for good: an epoll loop on uaio_eventfd reaps nothing
         }
     }
 

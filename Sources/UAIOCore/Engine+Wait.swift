@@ -114,7 +114,7 @@ extension Engine {
         if let o = inKernel {
             outcome = o
         } else {
-            outcome = ring.wait(deadlineNs: deadlineNs, until: done)
+            outcome = waitOnFutex(deadlineNs: deadlineNs, until: done)
         }
         if outcome == nil && spinLimitNs > 0 {
             let woken = ring.lastWakeNs  // (a sleep in io_uring_enter that a CQE ended has none)
@@ -124,6 +124,14 @@ extension Engine {
     }
 
     static let probeEvery: UInt64 = 64
+
+    /// Waits on the completion ring's futex. Nobody else may reap the CQ meanwhile, so the
+    /// ring's reaper is woken for every CQE until this returns (URingBackend+Completion).
+    func waitOnFutex(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
+        withRing { $0.raiseNeed() }
+        defer { withRing { $0.dropNeed() } }
+        return ring.wait(deadlineNs: deadlineNs, until: done)
+    }
 
     /// Checks `done()` until `end`; reaps the CQ meanwhile, as aio_error does. Whether done.
     /// The condition is checked again only when the completion ring's sequence moved (every

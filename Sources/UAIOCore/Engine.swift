@@ -83,9 +83,11 @@ public final class Engine: @unchecked Sendable {
     /// from the page cache (ReadHint).
     static let inlineCopyBudgetNs: UInt64 = 5_000
 
-    /// `restrictRingTo`: tests only, see URingBackend.init.
+    /// `restrictRingTo`, `ringBackstopMs`: tests only, see URingBackend.init.
     /// `publish`: map the stats region (the process-wide engine only; UAIO_STATS permitting).
-    init?(configuration: Configuration, restrictRingTo: Set<Opcode>? = nil, publish: Bool = false) {
+    init?(configuration: Configuration, restrictRingTo: Set<Opcode>? = nil,
+          ringBackstopMs: CInt = URingBackend.defaultBackstopMs, publish: Bool = false)
+    {
         let n = configuration.maxRequests.value
         guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
               let files = FileTable(capacity: n),
@@ -119,9 +121,10 @@ public final class Engine: @unchecked Sendable {
         poolRef = Unmanaged.passUnretained(pool)
         if configuration.backend.value != .pool {
             do {
-                uring = try URingBackend(engine: self, restrictTo: restrictRingTo)
+                uring = try URingBackend(engine: self, restrictTo: restrictRingTo, backstopMs: ringBackstopMs)
                 polledRing = uring?.rawRing
                 uringRef = uring.map { Unmanaged.passUnretained($0) }
+                if cuaio_load_u32_relaxed(reapOn) != 0 { uring?.raiseNeed() }  // as enableReaping
             } catch {
                 ringSetupError = error
                 if configuration.debug.value {
@@ -320,6 +323,7 @@ public final class Engine: @unchecked Sendable {
             makeReadyLocked(r, &deferred)
         } else {
             s.pointee.state = .held
+            withRing { $0.raiseNeed() }  // the completion that readies it must be reaped
             publishLocked(r)
         }
         return nil
@@ -394,6 +398,7 @@ public final class Engine: @unchecked Sendable {
     /// Hands a request whose ordering rules allow it to start to its backend (Routing).
     func makeReadyLocked(_ r: UInt32, _ deferred: inout Deferred) {
         let s = requests[r]
+        if s.pointee.state == .held { withRing { $0.dropNeed() } }
         s.pointee.state = .queued
         let ringTook = !s.pointee.reissued && withRing({ uring in
             guard uring.takesLocked(s) else { return false }
@@ -443,6 +448,7 @@ public final class Engine: @unchecked Sendable {
         case .failure(let e): record.error = e.rawValue; record.result = -1
         }
         record.latencyNs = cuaio_now_ns() &- s.pointee.submittedNs
+        if s.pointee.state == .held { withRing { $0.dropNeed() } }  // cancelled while held
         storeResult(s.pointee.cb!, result, reapable: s.pointee.reapable)
         s.pointee.reapable = false
 
@@ -548,7 +554,7 @@ public final class Engine: @unchecked Sendable {
             for token in inKernel {
                 if uring.cancel(token: token) {
                     canceled += 1
-                    _ = ring.wait(deadlineNs: nil) { !isLive(token) }
+                    _ = waitOnFutex(deadlineNs: nil) { !isLive(token) }
                 } else {
                     uring.drain()  // it may have just completed: then it is done, not running
                     if isLive(token) { running += 1 }

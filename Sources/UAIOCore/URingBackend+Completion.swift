@@ -1,22 +1,37 @@
-// Completion: the CQ has one consumer at a time (`cqLock`). A reaper thread, started with
-// the first submission (and again after it exited, idle for UAIO_WORKER_IDLE_MS with nothing
-// in flight), sleeps on an eventfd registered with the ring and turns CQEs into completions
-// through `Engine.finishLocked` + `deliver`, exactly as pool workers do: both backends publish
-// into the one completion ring, and waiters never know which backend served them. It sleeps
-// on the eventfd, not in io_uring_enter, so that a thread waiting in the kernel (below) can
-// switch it off: a second sleeper on the CQ is woken by every CQE, and at QD1 on O_DIRECT
-// that wake-up, and the hand-over after it, cost 15% of the IOPS (measured).
+// Completion: the CQ has one consumer at a time (`cqLock`). CQEs become completions through
+// `Engine.finishLocked` + `deliver`, exactly as pool completions do: both backends publish
+// into the one completion ring, and waiters never know which backend served them. Three kinds
+// of thread consume the CQ: a thread waiting in aio_suspend, one polling aio_error (both below),
+// and a reaper thread, started with the first submission (and again after it exited, idle for
+// UAIO_WORKER_IDLE_MS with nothing in flight), which sleeps on an eventfd registered with the
+// ring, not in io_uring_enter: a second sleeper on the CQ is woken by every CQE, and at QD1 on
+// O_DIRECT that wake-up, and the hand-over after it, cost 15% of the IOPS (measured).
+//
+// The reaper is woken only when a completion may have nobody else to reap it. The kernel
+// signals the eventfd for each CQE only while it is switched on (IORING_CQ_EVENTFD_DISABLED
+// clear), and it is on only while (`needs`, counted) a ring request that notifies (a signal, a
+// thread, a list's notification) is in flight, a request is held behind another (an fsync,
+// the next of a stream or O_APPEND lane: the completion that readies it must be reaped), a
+// thread waits on the completion ring's futex instead of in the kernel (a second waiter, a
+// kernel without EXT_ARG, aio_cancel), or the reap queue is fed (an epoll loop on uaio_eventfd)
+// and (`role`) no waiter in the kernel consumes the CQ. Otherwise a CQE stays in the CQ until
+// the program's own aio_error or aio_suspend reaps it: on a fast device a CQE arrives while
+// the program is still submitting or polling, and a reaper woken for each cost 25k wake-ups
+// and 32k extra context switches in 2 s at QD32 on a loop device, and 0.45x fio io_uring's
+// IOPS at QD1 (measured). The reaper's sleep is bounded (`backstopMs`) while requests are in
+// flight, so a CQE nobody reaps is late by at most that, never lost. (The kernel reads the
+// flag after publishing a CQE without a full barrier, so in theory a CQE posted as the flag is
+// switched on can miss both the signal and the switcher's look at the CQ: the same bound.)
 //
 // Waiting without the extra hop. When a CQE arrives for a thread asleep in aio_suspend, the
 // kernel first wakes that thread (it runs the completion's task_work), and would then wake the
 // reaper, which publishes and wakes it again. So one waiting thread at a time takes the CQ
 // over (`waitInKernel`): it sleeps in io_uring_enter and reaps CQEs itself. The protocol:
 //  - the role is one word (`role`), claimed by CAS; while it is held, nobody else consumes
-//    CQEs: the holder sets IORING_CQ_EVENTFD_DISABLED so the reaper sleeps on, and other
-//    drains return at once. On release it re-enables the eventfd and, if CQEs are waiting,
-//    signals it itself. (The kernel reads the flag after publishing a CQE without a full
-//    barrier, so in theory both sides can miss each other; the reaper's sleep is bounded
-//    while requests are in flight, so such a CQE is late by at most `safetyMs`, never lost.);
+//    CQEs: the eventfd is off, so the reaper sleeps on, and other drains return at once. On
+//    release the eventfd goes back on if a need asks, with a signal for the CQEs left behind
+//    (`syncEventFD`). Dekker pairing: a need is counted (seq_cst), then the role read; the
+//    role is cleared (seq_cst), then the needs read: one of the two switches it on;
 //  - the role holder processes only what is safe where it may be (a signal handler: aio_suspend
 //    is async-signal-safe): trylocks only, and only CQEs whose completion starts no thread
 //    (no SIGEV_THREAD, no list notification), readies no held request and needs no fallback.
@@ -35,11 +50,11 @@
 //    its own thread (the wait holds no lock while in the kernel) waits or reaps in its place,
 //    where it would otherwise wait for a reaper that leaves the CQ to the interrupted wait.
 //
-// Polling without the extra hop. A program that polls aio_error never sleeps in the library,
-// and its completions came through the reaper's wake-up on the other CPU. So aio_error on a
-// request in progress looks at the CQ (two loads) and, if it holds CQEs, takes the role as a
-// poller for one pass under `cqLock`, by the same rules as the waiter. The eventfd stays on
-// meanwhile, and the reaper waits for `cqLock` instead of leaving the CQ alone.
+// Polling without the extra hop. A program that polls aio_error never sleeps in the library.
+// So aio_error on a request in progress looks at the CQ (two loads) and, if it holds CQEs,
+// takes the role as a poller for one pass under `cqLock`, by the same rules as the waiter
+// (what it may not process, it leaves to the reaper, which it wakes). The eventfd keeps its
+// state meanwhile, and the reaper waits for `cqLock` instead of leaving the CQ alone.
 import CUAIO
 import CURing
 import Glibc
@@ -94,8 +109,7 @@ extension URingBackend {
         guard s.pointee.state == .running, s.pointee.backend == .uring,
               s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
         else { return }
-        inFlight -= 1
-        engine.stats?.publishRing(inFlight: inFlight)
+        leaveLocked(s)
         if Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued) {
             if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
@@ -117,6 +131,20 @@ extension URingBackend {
         }
     }
 
+    /// Request `s` leaves the kernel's hands (engine lock held).
+    func leaveLocked(_ s: UnsafeMutablePointer<RequestSlot>) {
+        inFlight -= 1
+        engine.stats?.publishRing(inFlight: inFlight)
+        if Self.needsReaper(s) { dropNeed() }
+    }
+
+    /// Whether request `s` notifies, itself or as part of a list: then nobody may be there to
+    /// reap its completion, and the reaper must be woken for it.
+    static func needsReaper(_ s: UnsafeMutablePointer<RequestSlot>) -> Bool {
+        if case .none = s.pointee.notification { return s.pointee.group != nilIndex }
+        return true
+    }
+
     /// The reaper: drain, then sleep on the eventfd until a CQE arrives; exit when idle with
     /// nothing in flight. It never submits (see the header).
     func reap() {
@@ -127,11 +155,12 @@ extension URingBackend {
                 idleSince = cuaio_now_ns()
                 continue
             }
-            // Until the kernel, or a role holder leaving CQEs behind, signals the eventfd; at
-            // most `safetyMs` while requests are in flight (the header).
+            // Until the kernel, or a thread leaving CQEs behind, signals the eventfd; at most
+            // `backstopMs` while requests are in flight (the header).
             let busy = engine.lock.withLock { inFlight > 0 }
-            if system_pollIn(eventFD, timeoutMs: busy ? min(idleMs, Self.safetyMs) : idleMs) {
+            if system_pollIn(eventFD, timeoutMs: busy ? min(idleMs, backstopMs) : idleMs) {
                 system_eventfdDrain(eventFD)  // resets it, so that the next poll sleeps
+                _ = cuaio_add_u64_relaxed(wakeups, 1)
                 idleSince = cuaio_now_ns()
             } else if cuaio_now_ns() - idleSince >= UInt64(idleMs) * 1_000_000 {
                 let exit = engine.lock.withLock {
@@ -195,7 +224,7 @@ extension URingBackend {
         // no lock) waits in its place; the role stays the interrupted wait's to release.
         let nested = Role.holder(cuaio_load_u64_seqcst(role)) == mine
         guard nested || claimRole(mine) else { return nil }
-        if !nested { _ = io_uring_cq_eventfd_toggle(ring, false) }  // the reaper sleeps on
+        if !nested { syncEventFD() }  // off: the reaper sleeps on
         defer { if !nested { releaseRole(mine) } }
         while true {
             // Gone if a nested wait handed the CQ back meanwhile.
@@ -203,7 +232,7 @@ extension URingBackend {
             _ = engine.ring.sequenceSeqCst  // the Dekker read (header)
             if done() { return .some(nil) }
             guard reapAsWaiter() else {
-                releaseRole(mine)
+                handBack(mine)
                 return nil
             }
             // Already set: this is a signal handler waiting in place of this thread's wait,
@@ -236,11 +265,12 @@ extension URingBackend {
         guard io_uring_cq_ready(ring) > 0 else { return }
         let me = cuaio_thread_self()
         if cuaio_cas_u64_seqcst(role, 0, me | Role.polling) != 0 {
-            _ = reapAsWaiter(counting: polled)
+            let handsBack = !reapAsWaiter(counting: polled)
             cuaio_store_u64_seqcst(role, 0)
+            if handsBack { system_eventfdSignal(eventFD) }  // the reaper does the rest
         } else if Role.holder(cuaio_load_u64_seqcst(role)) == me | Role.waiting {
             // A signal handler interrupted this thread's own wait: reap in its place.
-            if !reapAsWaiter(counting: polled) { releaseRole(me | Role.waiting) }
+            if !reapAsWaiter(counting: polled) { handBack(me | Role.waiting) }
         }
     }
 
@@ -275,13 +305,53 @@ extension URingBackend {
     }
 
     /// Releases a waiter's role if it still holds it (a nested wait may have released it). A
-    /// publisher may clear `asleep` meanwhile; the store of 0 wins either way.
+    /// publisher may clear `asleep` meanwhile; the store of 0 wins either way. CQEs left in the
+    /// CQ stay there unless a need switches the eventfd on (`syncEventFD` signals for them).
     func releaseRole(_ mine: UInt64) {
         guard Role.holder(cuaio_load_u64_seqcst(role)) == mine else { return }
-        _ = io_uring_cq_eventfd_toggle(ring, true)
-        cuaio_fence_seqcst()  // the flag's store before the read of the CQ below (the header)
-        cuaio_store_u64_seqcst(role, 0)
-        if io_uring_cq_ready(ring) > 0 { system_eventfdSignal(eventFD) }  // left for the reaper
+        cuaio_store_u64_seqcst(role, 0)  // seq_cst: before the read of `needs` (the header)
+        syncEventFD()
+    }
+
+    /// Releases the role and wakes the reaper for the CQEs the holder may not process.
+    func handBack(_ mine: UInt64) {
+        releaseRole(mine)
+        system_eventfdSignal(eventFD)
+    }
+
+    // MARK: when the reaper is woken
+
+    /// Counts a reason for the reaper to be woken by every CQE (the header). seq_cst: a need
+    /// raised, then the role read, pairs with a role cleared, then the needs read.
+    func raiseNeed() {
+        if cuaio_add_u32_seqcst(needs, 1) == 0 { syncEventFD() }
+    }
+
+    func dropNeed() {
+        if cuaio_sub_u32_seqcst(needs, 1) == 1 { syncEventFD() }
+    }
+
+    /// Switches the eventfd on or off as the needs and the role ask: on while there is a need
+    /// and no waiter in the kernel consumes the CQ. Every change of either word is followed by
+    /// a call; lock-free, as signal handlers call it. A call whose write may be stale (a word
+    /// changed meanwhile) writes again, so the last write matches the last state; a wrong flag
+    /// in between costs a spurious wake-up or a completion late by `backstopMs`, never a lost
+    /// one. Switching it on, it signals for the CQEs that arrived while it was off.
+    func syncEventFD() {
+        var switchedOn = false
+        while true {
+            let holder = Role.holder(cuaio_load_u64_seqcst(role)), n = cuaio_load_u32_seqcst(needs)
+            let on = n > 0 && Role.kind(holder) != Role.waiting
+            if io_uring_cq_eventfd_enabled(ring) != on {
+                _ = io_uring_cq_eventfd_toggle(ring, on)
+                switchedOn = on
+            }
+            cuaio_fence_seqcst()  // the flag's store before the reads below (the header)
+            if Role.holder(cuaio_load_u64_seqcst(role)) == holder && cuaio_load_u32_seqcst(needs) == n {
+                if on && switchedOn && io_uring_cq_ready(ring) > 0 { system_eventfdSignal(eventFD) }
+                return
+            }
+        }
     }
 
     /// The role holder's reaping: safe CQEs only, trylocks only. False: hand the CQ back.
@@ -307,8 +377,7 @@ extension URingBackend {
                         handBack = true
                         break
                     }
-                    inFlight -= 1
-                    engine.stats?.publishRing(inFlight: inFlight)
+                    leaveLocked(s)
                     var deferred = Deferred()  // stays empty: nothing readied, no list
                     let result: Result<Int, Errno> = res >= 0 ? .success(Int(res)) : .failure(Errno(-res))
                     spareDeliveries.append(engine.finishLocked(r, result, backend: .uring, &deferred))

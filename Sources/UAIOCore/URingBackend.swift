@@ -56,6 +56,13 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         return p
     }()
     var polledCompletions: UInt64 { cuaio_load_u64_relaxed(polled) }
+    /// Times the reaper was woken by its eventfd (relaxed: a statistic, for tests).
+    let wakeups: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    var reaperWakeups: UInt64 { cuaio_load_u64_relaxed(wakeups) }
     /// The ring itself, for Engine.polledRing.
     var rawRing: UnsafeMutablePointer<io_uring> { ring }
     /// The SQ's size as the kernel made it, and the ring's fd.
@@ -69,11 +76,20 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         p.initialize(to: 0)
         return p
     }()
-    /// Registered with the ring: the kernel signals it for every CQE unless the role holder
-    /// has switched that off. The reaper sleeps on it.
+    /// Registered with the ring: the kernel signals it for every CQE while it is switched on
+    /// (`syncEventFD`). The reaper sleeps on it.
     let eventFD: CInt
-    /// The reaper's longest sleep while the ring has requests in flight (see the header).
-    static let safetyMs: CInt = 10
+    /// Reasons for the eventfd to be on (URingBackend+Completion's header).
+    let needs: UnsafeMutablePointer<UInt32> = {
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    /// The reaper's longest sleep while the ring has requests in flight: the backstop for a
+    /// completion nobody reaps (URingBackend+Completion's header). Tests raise it, so that a
+    /// completion that relied on it does not arrive in time.
+    let backstopMs: CInt
+    static let defaultBackstopMs: CInt = 10
     /// user_data of the doorbell's NOPs.
     static let doorbellToken = UInt64.max
     /// Timed waits in the kernel need IORING_FEAT_EXT_ARG (5.11).
@@ -86,9 +102,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// `restrictTo` (tests) registers IORING_REGISTER_RESTRICTIONS allowing only those
     /// operations, so that the kernel itself refuses the others with EACCES, as a sandbox's
     /// restriction or BPF filter would: the fallback to the pool is tested for real.
-    init(engine: Engine, restrictTo: Set<Opcode>? = nil) throws(Errno) {
+    init(engine: Engine, restrictTo: Set<Opcode>? = nil, backstopMs: CInt = defaultBackstopMs) throws(Errno) {
         let c = engine.configuration
         self.engine = engine
+        self.backstopMs = backstopMs
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         // SUBMIT_ALL (5.18): a request failing at submission does not strand the SQEs behind it
@@ -126,6 +143,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         let table = Routing.table(c, setupError: nil, supported: Routing.supported(ring))
         routed = Opcode.allCases.map { op in table.contains { $0.opcode == op && $0.backend == .uring } }
         initialRoutes = routed
+        syncEventFD()  // off: no need yet
     }
 
     private static func restrict(_ ring: UnsafeMutablePointer<io_uring>, to allowed: Set<Opcode>) {
@@ -214,6 +232,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         s.pointee.backend = .uring
         inFlight += 1
         engine.stats?.publishRing(inFlight: inFlight)
+        if Self.needsReaper(s) { raiseNeed() }  // before its SQE reaches the kernel
         deferred.submitRing = true
         if !reaperStarted {
             reaperStarted = true

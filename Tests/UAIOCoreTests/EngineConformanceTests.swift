@@ -16,12 +16,13 @@ enum EngineKind: String, CaseIterable, CustomTestStringConvertible {
         return "io_uring cannot be set up here: \(e)"
     }
 
-    func make(_ env: [String: String] = [:]) -> Engine {
+    func make(_ env: [String: String] = [:], backstopMs: CInt = URingBackend.defaultBackstopMs) -> Engine {
         var e = env
         let ring = self == .uring || self == .uringNoInline
         e["UAIO_BACKEND"] = ring ? "uring" : "pool"
         if self == .poolNoInline || self == .uringNoInline { e["UAIO_TRY_INLINE"] = "0" }
-        let engine = Engine(configuration: Configuration.parse(lookup: { e[$0] }, aioInit: (0, 0, 0)))!
+        let engine = Engine(configuration: Configuration.parse(lookup: { e[$0] }, aioInit: (0, 0, 0)),
+                            ringBackstopMs: backstopMs)!
         precondition(!ring || engine.backend(for: .read) == .uring)
         return engine
     }

@@ -1,0 +1,200 @@
+import CUAIO
+import Glibc
+import Testing
+
+@testable import UAIOCore
+
+/// The ring's reaper is woken only when a completion may have nobody else to reap it
+/// (URingBackend+Completion's header). Each engine here has a reaper whose backstop, the sleep
+/// that bounds how late a completion nobody reaps can be, is a minute: a completion that
+/// needed a wake-up and did not get one misses the tests' 5 s deadline.
+@Suite struct ReaperTests {
+    static let enabled = EngineKind.uring.unavailable == nil
+
+    /// An engine whose reaper is asleep: it started with a first ring read, and drains the CQ
+    /// once as it starts (a test that began before would see its CQE reaped there).
+    func make() -> Engine {
+        let engine = EngineKind.uring.make(["UAIO_WORKER_IDLE_MS": "60000"], backstopMs: 60_000)
+        let p = Pipe()
+        let r = Request(fd: p.read, size: 1)
+        precondition(engine.submit(r.cb, .read) == nil)
+        p.put(0)
+        precondition(engine.poll(r) == (0, 1))
+        usleep(50_000)
+        return engine
+    }
+
+    /// A program that polls aio_error reaps its ring completions itself: nothing needs the
+    /// reaper, so the kernel never signals it (it did for nearly every CQE before).
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func aPollerDoesNotWakeTheReaper() throws {
+        let engine = make()
+        let p = Pipe()
+        for i in 0..<200 {
+            let r = Request(fd: p.read, size: 1)
+            #expect(engine.submit(r.cb, .read) == nil)
+            p.put(UInt8(truncatingIfNeeded: i))
+            #expect(engine.poll(r) == (0, 1) && r.bytes == [UInt8(truncatingIfNeeded: i)])
+        }
+        print("XX wakeups", engine.uring!.reaperWakeups, engine.uring!.polledCompletions)
+        #expect(engine.uring!.reaperWakeups == 0)
+        #expect(engine.completedCount == 201 && engine.inFlight == 0)
+    }
+
+    /// SIGEV_THREAD on a ring read, and nobody calls the library: the reaper delivers it.
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func aNotificationArrivesWithNobodyWaiting() {
+        let engine = make()
+        let p = Pipe(), counter = Counter()
+        let r = Request(fd: p.read, size: 1)
+        counter.notify(r.cb)
+        #expect(engine.submit(r.cb, .read) == nil)
+        p.put(1)
+        #expect(counter.reaches(1))
+        print("XX wakeups", engine.uring!.reaperWakeups, engine.uring!.polledCompletions, cuaio_load_u32_seqcst(engine.uring!.needs))
+    }
+
+    /// A list's notification, for ring reads whose own aiocbs ask for none.
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func aListNotificationArrivesWithNobodyWaiting() {
+        let engine = make()
+        let p = Pipe(), q = Pipe(), counter = Counter()
+        let a = Request(fd: p.read, size: 1), b = Request(fd: q.read, size: 1)
+        let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: 2)
+        defer { list.deallocate() }
+        for (i, r) in [a, b].enumerated() {
+            r.cb.pointee.aio_lio_opcode = CInt(LIO_READ)
+            list[i] = r.cb
+        }
+        let ev = counter.sigevent()
+        #expect(engine.listIO(list, count: 2, wait: false, listNotification: .thread(
+            function: cuaio_sigev_function(ev)!, attributes: nil, value: ev.pointee.sigev_value)) == nil)
+        p.put(1)
+        q.put(2)
+        #expect(counter.reaches(1))
+        ev.deallocate()
+    }
+
+    /// Two reads on one pipe: the second is held until the first completes, and only the
+    /// second notifies. Nobody polls, so the first's completion must wake the reaper, which
+    /// submits the second.
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func aHeldRequestStartsWithNobodyWaiting() {
+        let engine = make()
+        let p = Pipe(), counter = Counter()
+        let first = Request(fd: p.read, size: 1), second = Request(fd: p.read, size: 1)
+        counter.notify(second.cb)
+        #expect(engine.submit(first.cb, .read) == nil && engine.submit(second.cb, .read) == nil)
+        p.put(1)
+        p.put(2)
+        #expect(counter.reaches(1))
+        #expect(first.bytes == [1] && second.bytes == [2])
+    }
+
+    /// A second waiter sleeps on the completion ring's futex while the first holds the CQ in
+    /// the kernel. The first leaves; the second's completion must then wake the reaper.
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func aWaiterOnTheFutexIsWoken() {
+        let engine = make()
+        let p = Pipe(), q = Pipe()
+        let x = Request(fd: p.read, size: 1), y = Request(fd: q.read, size: 1)
+        #expect(engine.submit(x.cb, .read) == nil && engine.submit(y.cb, .read) == nil)
+        let first = spawn { _ = engine.finish(x) }
+        usleep(50_000)  // asleep in io_uring_enter, holding the CQ
+        let done = Counter()
+        let second = spawn {
+            let deadline = cuaio_now_ns() + 5_000_000_000
+            if engine.waitForCompletions(deadlineNs: deadline, until: { !y.cb.isInProgress(pid: engine.pid) }) == nil {
+                done.bump()
+            }
+        }
+        usleep(50_000)  // asleep on the futex
+        p.put(1)
+        pthread_join(first, nil)
+        q.put(2)
+        pthread_join(second, nil)
+        #expect(done.value == 1 && y.bytes == [2])
+    }
+
+    /// uaio_eventfd is readable, in an epoll-style loop that calls nothing else, once a ring
+    /// read completes.
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func theReapEventFDBecomesReadable() throws {
+        let engine = make()
+        let fd = try engine.reapEventFD().get()
+        let p = Pipe()
+        let r = Request(fd: p.read, size: 1)
+        #expect(engine.submit(r.cb, .read) == nil)
+        p.put(1)
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 5000) == 1)
+    }
+
+    /// aio_cancel waits for the cancelled request's own CQE: the reaper must be woken for it.
+    @Test(.enabled(if: enabled, "io_uring cannot be set up here"))
+    func aCancelReturnsWithoutTheBackstop() {
+        let engine = make()
+        let p = Pipe()
+        let r = Request(fd: p.read, size: 1)
+        #expect(engine.submit(r.cb, .read) == nil)
+        let start = cuaio_now_ns()
+        #expect(engine.cancel(fd: p.read, r.cb) == CInt(AIO_CANCELED))
+        #expect(cuaio_now_ns() - start < 5_000_000_000)
+        #expect(r.cb.errorCode == ECANCELED)
+    }
+}
+
+/// A pipe, closed with the value.
+final class Pipe {
+    let read: CInt, write: CInt
+    init() {
+        var p: [CInt] = [0, 0]
+        precondition(pipe(&p) == 0)
+        (read, write) = (p[0], p[1])
+    }
+    deinit {
+        close(read)
+        close(write)
+    }
+    func put(_ byte: UInt8) {
+        var b = byte
+        precondition(Glibc.write(write, &b, 1) == 1)
+    }
+}
+
+/// A counter that SIGEV_THREAD notifications bump.
+final class Counter: @unchecked Sendable {
+    private let word: UnsafeMutablePointer<UInt32> = {
+        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    deinit { word.deallocate() }
+    var value: UInt32 { cuaio_load_u32_acquire(word) }
+    func bump() { _ = cuaio_add_u32_seqcst(word, 1) }
+
+    /// A sigevent asking for a SIGEV_THREAD call that bumps this counter (the caller frees it).
+    func sigevent() -> UnsafeMutablePointer<Glibc.sigevent> {
+        let ev = UnsafeMutablePointer<Glibc.sigevent>.allocate(capacity: 1)
+        ev.initialize(to: Glibc.sigevent())
+        fill(ev)
+        return ev
+    }
+
+    /// Makes `cb` notify by bumping this counter.
+    func notify(_ cb: AIOCB) { withUnsafeMutablePointer(to: &cb.pointee.aio_sigevent) { fill($0) } }
+
+    private func fill(_ ev: UnsafeMutablePointer<Glibc.sigevent>) {
+        ev.pointee.sigev_notify = CInt(SIGEV_THREAD)
+        ev.pointee.sigev_value = sigval(sival_ptr: UnsafeMutableRawPointer(word))
+        ev.pointee._sigev_un._sigev_thread._function = { v in
+            _ = cuaio_add_u32_seqcst(v.sival_ptr!.assumingMemoryBound(to: UInt32.self), 1)
+        }
+    }
+
+    /// Whether it reaches `n` within 5 s, without a call into the library.
+    func reaches(_ n: UInt32) -> Bool {
+        for _ in 0..<5000 where value < n { usleep(1000) }
+        return value >= n
+    }
+}
