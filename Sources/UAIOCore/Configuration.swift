@@ -41,13 +41,17 @@ public struct Configuration: Sendable, Equatable {
     /// UAIO_SPIN_US: how long aio_suspend may spin before it sleeps, when waits have been that
     /// short lately (Engine+Wait); 0 never spins.
     public var spinUs: Setting<Int>
+    /// UAIO_COOP_TASKRUN: set the ring up with IORING_SETUP_COOP_TASKRUN (URingBackend). Off by
+    /// default: a thread waiting for another thread's request, while that one computes without
+    /// system calls, then sees its completion up to a timer tick late.
+    public var coopTaskrun: Setting<Bool>
     /// One line per variable that could not be used.
     public var problems: [String] = []
 
     public static let variables = [
         "UAIO_BACKEND", "UAIO_MAX_BOUNDED_WORKERS", "UAIO_MAX_UNBOUNDED_WORKERS", "UAIO_WORKER_IDLE_MS",
         "UAIO_MAX_REQUESTS", "UAIO_TRY_INLINE", "UAIO_RING_ENTRIES", "UAIO_URING_DISABLE_OPS", "UAIO_DEBUG",
-        "UAIO_CANCEL_SIGNAL", "UAIO_STATS", "UAIO_SPIN_US",
+        "UAIO_CANCEL_SIGNAL", "UAIO_STATS", "UAIO_SPIN_US", "UAIO_COOP_TASKRUN",
     ]
 
     /// io-wq's bounded default: "Do QD, or 4 * CPUS".
@@ -171,6 +175,7 @@ public struct Configuration: Sendable, Equatable {
             cancelSignal: cancelSignal,
             stats: flag("UAIO_STATS", default: true),
             spinUs: number("UAIO_SPIN_US", default: defaultSpinUs, aioInit: 0, range: 0...10_000),
+            coopTaskrun: flag("UAIO_COOP_TASKRUN", default: false),
             problems: problems)
     }
 

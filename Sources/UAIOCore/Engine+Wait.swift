@@ -146,7 +146,7 @@ extension Engine {
                 seen = now
                 if done() { return true }
             }
-            if let cq = polledRing, io_uring_cq_ready(cq) > 0 { withRing { $0.reapIfReady() } }
+            if let cq = polledRing, URingBackend.hasCompletions(cq) { withRing { $0.reapIfReady() } }
             if cuaio_now_ns() >= end { return false }
             cuaio_cpu_relax()
         }

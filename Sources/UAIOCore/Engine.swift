@@ -201,7 +201,7 @@ public final class Engine: @unchecked Sendable {
     /// two loads (a method, so that `self` is not retained either).
     func errorInProgress(_ cb: AIOCB) -> Result<CInt, Errno> {
         guard cb.tagPid == pid else { return .failure(.invalid) }
-        guard let cq = polledRing, io_uring_cq_ready(cq) > 0 else { return .success(EINPROGRESS) }
+        guard let cq = polledRing, URingBackend.hasCompletions(cq) else { return .success(EINPROGRESS) }
         withRing { $0.reapIfReady() }
         return .success(cb.errorCode)
     }

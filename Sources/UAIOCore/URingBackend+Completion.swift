@@ -262,6 +262,10 @@ extension URingBackend {
     /// signalled it for those CQEs (a waiter that had it off signalled on leaving), and the
     /// reaper never skips the CQ for a poller. Async-signal-safe, as aio_error is.
     func reapIfReady() {
+        // Cooperative task_work: this thread's completions are posted when it enters the kernel.
+        if cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & UInt32(IORING_SQ_TASKRUN) != 0 {
+            _ = io_uring_get_events(ring)
+        }
         guard io_uring_cq_ready(ring) > 0 else { return }
         let me = cuaio_thread_self()
         if cuaio_cas_u64_seqcst(role, 0, me | Role.polling) != 0 {

@@ -19,6 +19,7 @@ struct Config: ParsableCommand {
             ("UAIO_CANCEL_SIGNAL", cancelSignalText(c.cancelSignal.value), c.cancelSignal.source.rawValue),
             ("UAIO_STATS", c.stats.value ? "1" : "0", c.stats.source.rawValue),
             ("UAIO_SPIN_US", "\(c.spinUs.value)", c.spinUs.source.rawValue),
+            ("UAIO_COOP_TASKRUN", c.coopTaskrun.value ? "1" : "0", c.coopTaskrun.source.rawValue),
         ]
         let probe = Routing.probe()
         let routes = Routing.table(c, setupError: probe.setupError, supported: probe.supported)
