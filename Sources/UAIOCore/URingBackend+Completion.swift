@@ -145,8 +145,9 @@ extension URingBackend {
         return true
     }
 
-    /// The reaper: drain, then sleep on the eventfd until a CQE arrives; exit when idle with
-    /// nothing in flight. It never submits (see the header).
+    /// The reaper: drain, then sleep on the eventfd until it is signalled, or at most
+    /// `backstopMs` while requests are in flight; exit when idle with nothing in flight. It
+    /// submits only what its completions ready (held requests: URingBackend's header).
     func reap() {
         let idleMs = CInt(clamping: engine.configuration.workerIdleMs.value)
         var idleSince = cuaio_now_ns()
@@ -256,11 +257,10 @@ extension URingBackend {
     }
 
     /// A thread polling aio_error reaps the CQ itself when it holds CQEs (aio_error looks first,
-    /// through Engine.polledRing), as a waiter would: the completion is there without the reaper's wake-up on
-    /// the other CPU and the hand-over after it. What it may not process (see reapAsWaiter)
-    /// stays for the reaper: no waiter holds the role, so the eventfd is on and the kernel
-    /// signalled it for those CQEs (a waiter that had it off signalled on leaving), and the
-    /// reaper never skips the CQ for a poller. Async-signal-safe, as aio_error is.
+    /// through Engine.polledRing), as a waiter would: the completion is there without a wake-up
+    /// of the reaper on the other CPU and the hand-over after it. What it may not process (see
+    /// reapAsWaiter) it leaves to the reaper, which it wakes; the reaper never skips the CQ for
+    /// a poller. Async-signal-safe, as aio_error is.
     func reapIfReady() {
         // Cooperative task_work: this thread's completions are posted when it enters the kernel.
         if cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & UInt32(IORING_SQ_TASKRUN) != 0 {
