@@ -324,20 +324,27 @@ private func system_extendedRemoveTree(_ path: String) -> Bool {
         submittersDone.initialize(to: 0)
         defer { taken.deallocate(); returned.deallocate(); counts.deallocate(); submittersDone.deallocate() }
         let reaper = spawn {
+            func record(_ cb: AIOCB, _ result: Result<Int, Errno>) {
+                taken[counts[0]] = cb
+                counts[0] += 1
+                if case .success(256) = result {} else { counts[1] += 1 }
+            }
             let deadline = cuaio_now_ns() + 20_000_000_000
             while cuaio_now_ns() < deadline {
                 switch engine.waitComplete(timeoutNs: 50_000_000) {
                 case .success(let (cb, result)):
-                    taken[counts[0]] = cb
-                    counts[0] += 1
-                    if case .success(256) = result {} else { counts[1] += 1 }
+                    record(cb, result)
                 case .failure:  // nothing outstanding (yet, or any more), or a timeout
-                    if cuaio_load_u32_acquire(submittersDone) == UInt32(threads) && engine.inFlight == 0,
-                       case .failure(.again) = engine.waitComplete(timeoutNs: 0)
-                    {
-                        return
+                    guard cuaio_load_u32_acquire(submittersDone) == UInt32(threads) && engine.inFlight == 0 else {
+                        sched_yield()
+                        continue
                     }
-                    sched_yield()
+                    // All completed: what a request that completed since the failure left in
+                    // the queue comes out now (and counts), then nothing is outstanding.
+                    switch engine.waitComplete(timeoutNs: 0) {
+                    case .success(let (cb, result)): record(cb, result)
+                    case .failure: return
+                    }
                 }
             }
         }
