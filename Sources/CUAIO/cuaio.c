@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -27,6 +28,12 @@ void cuaio_futex_wake(uint32_t *word, int count) {
 }
 
 pid_t cuaio_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+int cuaio_membarrier_register(void) {
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : errno;
+}
+
+void cuaio_membarrier_kick(void) { syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
 
 int cuaio_fd_in_memory(int fd) {
     struct statfs st;
@@ -89,6 +96,12 @@ void cuaio_unblock_signal(int sig) {
 
 int cuaio_signal_thread(pid_t tid, int sig) {
     return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
+}
+
+int cuaio_poll_in(int fd, uint64_t timeout_ns) {
+    struct pollfd p = {fd, POLLIN, 0};
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+    return ppoll(&p, 1, &ts, NULL) > 0;
 }
 
 int cuaio_poll_two(int fd, short events, int wake) {

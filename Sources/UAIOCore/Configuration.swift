@@ -41,9 +41,9 @@ public struct Configuration: Sendable, Equatable {
     /// UAIO_SPIN_US: how long aio_suspend may spin before it sleeps, when waits have been that
     /// short lately (Engine+Wait); 0 never spins.
     public var spinUs: Setting<Int>
-    /// UAIO_COOP_TASKRUN: set the ring up with IORING_SETUP_COOP_TASKRUN (URingBackend). Off by
-    /// default: a thread waiting for another thread's request, while that one computes without
-    /// system calls, then sees its completion up to a timer tick late.
+    /// UAIO_COOP_TASKRUN: set the ring up with IORING_SETUP_COOP_TASKRUN, with kicks for the
+    /// waiters of another thread's requests (URingBackend's header). On by default; 0 for the
+    /// kernel's default, an interrupt of the submitting thread for every completion.
     public var coopTaskrun: Setting<Bool>
     /// One line per variable that could not be used.
     public var problems: [String] = []
@@ -175,7 +175,7 @@ public struct Configuration: Sendable, Equatable {
             cancelSignal: cancelSignal,
             stats: flag("UAIO_STATS", default: true),
             spinUs: number("UAIO_SPIN_US", default: defaultSpinUs, aioInit: 0, range: 0...10_000),
-            coopTaskrun: flag("UAIO_COOP_TASKRUN", default: false),
+            coopTaskrun: flag("UAIO_COOP_TASKRUN", default: true),
             problems: problems)
     }
 

@@ -52,6 +52,9 @@ public final class Engine: @unchecked Sendable {
     /// `uring`'s io_uring, for aio_error's look at the CQ: a plain pointer, so that the look
     /// (two loads) retains nothing. Set once, with `uring`.
     @exclusivity(unchecked) private(set) var polledRing: UnsafeMutablePointer<io_uring>?
+    /// `uring`'s `submitters` when its ring is cooperative: aio_error kicks for another
+    /// thread's requests (URingBackend's header). Set once, with `uring`.
+    @exclusivity(unchecked) private(set) var kickedBy: UnsafeMutablePointer<UInt64>?
     /// `pool` and `uring` for the hot paths, borrowed (`withPool`, `withRing`): loading a class
     /// `var` copies the reference, a retain and a release, atomic read-modify-writes on the
     /// object's first line, which the submitter and the workers would take from each other on
@@ -123,6 +126,7 @@ public final class Engine: @unchecked Sendable {
             do {
                 uring = try URingBackend(engine: self, restrictTo: restrictRingTo, backstopMs: ringBackstopMs)
                 polledRing = uring?.rawRing
+                kickedBy = uring?.cooperative == true ? uring?.submitters : nil
                 uringRef = uring.map { Unmanaged.passUnretained($0) }
                 if cuaio_load_u32_relaxed(reapOn) != 0 { uring?.raiseNeed() }  // as enableReaping
             } catch {
@@ -201,7 +205,14 @@ public final class Engine: @unchecked Sendable {
     /// two loads (a method, so that `self` is not retained either).
     func errorInProgress(_ cb: AIOCB) -> Result<CInt, Errno> {
         guard cb.tagPid == pid else { return .failure(.invalid) }
-        guard let cq = polledRing, URingBackend.hasCompletions(cq) else { return .success(EINPROGRESS) }
+        guard let cq = polledRing, URingBackend.hasCompletions(cq) else {
+            // Cooperative task_work: another thread's completions may wait for it to enter
+            // the kernel. (One load when nothing is in flight.)
+            if let word = kickedBy, cuaio_load_u64_relaxed(word) != 0 {
+                withRing { if $0.othersInFlight { $0.kick() } }
+            }
+            return .success(EINPROGRESS)
+        }
         withRing { $0.reapIfReady() }
         return .success(cb.errorCode)
     }

@@ -130,10 +130,9 @@ struct FileIdentity {
     var count: UInt64 = 0
     _ = read(fd, &count, 8)
 }
-/// poll(2) for POLLIN on one fd; true when it is readable before `timeoutMs`.
-@inline(never) func system_pollIn(_ fd: CInt, timeoutMs: CInt) -> Bool {
-    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    return poll(&p, 1, timeoutMs) > 0
+/// ppoll(2) for POLLIN on one fd; true when it is readable before `timeoutNs`.
+@inline(never) func system_pollIn(_ fd: CInt, timeoutNs: UInt64) -> Bool {
+    cuaio_poll_in(fd, timeoutNs) != 0
 }
 
 /// fcntl(F_GETFL): the open file description's status flags and access mode.

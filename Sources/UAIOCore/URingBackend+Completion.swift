@@ -134,6 +134,7 @@ extension URingBackend {
     /// Request `s` leaves the kernel's hands (engine lock held).
     func leaveLocked(_ s: UnsafeMutablePointer<RequestSlot>) {
         inFlight -= 1
+        if inFlight == 0 { cuaio_store_u64_relaxed(submitters, 0) }
         engine.stats?.publishRing(inFlight: inFlight)
         if Self.needsReaper(s) { dropNeed() }
     }
@@ -151,18 +152,28 @@ extension URingBackend {
     func reap() {
         let idleMs = CInt(clamping: engine.configuration.workerIdleMs.value)
         var idleSince = cuaio_now_ns()
+        var interval = Self.kickFirstNs, due = false
         while true {
             if drain() > 0 {
                 idleSince = cuaio_now_ns()
                 continue
             }
             // Until the kernel, or a thread leaving CQEs behind, signals the eventfd; at most
-            // `backstopMs` while requests are in flight (the header).
+            // `backstopMs` while requests are in flight (the header). With cooperative
+            // task_work, while a need is counted, kicking the threads whose requests these are.
             let busy = engine.lock.withLock { inFlight > 0 }
-            if system_pollIn(eventFD, timeoutMs: busy ? min(idleMs, backstopMs) : idleMs) {
+            var timeoutNs = UInt64(busy ? min(idleMs, backstopMs) : idleMs) * 1_000_000
+            let kicking = busy && cuaio_load_u32_seqcst(needs) > 0
+            if kicking, let cap = kickCap(interval: interval, due: due) { timeoutNs = min(timeoutNs, cap) }
+            due = false
+            if system_pollIn(eventFD, timeoutNs: timeoutNs) {
                 system_eventfdDrain(eventFD)  // resets it, so that the next poll sleeps
                 _ = cuaio_add_u64_relaxed(wakeups, 1)
                 idleSince = cuaio_now_ns()
+                interval = Self.kickFirstNs
+            } else if kicking && timeoutNs < UInt64(backstopMs) * 1_000_000 {
+                due = true
+                interval = min(2 * interval, Self.kickMaxNs)
             } else if cuaio_now_ns() - idleSince >= UInt64(idleMs) * 1_000_000 {
                 let exit = engine.lock.withLock {
                     if inFlight == 0 { reaperStarted = false }
@@ -227,6 +238,7 @@ extension URingBackend {
         guard nested || claimRole(mine) else { return nil }
         if !nested { syncEventFD() }  // off: the reaper sleeps on
         defer { if !nested { releaseRole(mine) } }
+        var interval = Self.kickFirstNs, due = false  // kicks (kickCap)
         while true {
             // Gone if a nested wait handed the CQ back meanwhile.
             guard Role.holder(cuaio_load_u64_seqcst(role)) == mine else { return nil }
@@ -242,16 +254,24 @@ extension URingBackend {
             defer { if wasAsleep { _ = markAsleep(mine) } else { markAwake(mine) } }
             if done() { return .some(nil) }  // (its reads come after the bit's seq_cst RMW)
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
-            let r: CInt
+            var sleepNs: UInt64? = nil
             if let deadlineNs {
                 let now = cuaio_now_ns()
                 if now >= deadlineNs { return .some(.timedOut) }
-                let left = Int64(deadlineNs - now)
-                var ts = __kernel_timespec(tv_sec: left / 1_000_000_000, tv_nsec: left % 1_000_000_000)
+                sleepNs = deadlineNs - now
+            }
+            let cap = kickCap(interval: interval, due: due)
+            let capped = cap != nil && cap! < (sleepNs ?? .max)
+            if capped { sleepNs = cap }
+            let r: CInt
+            if let sleepNs {
+                var ts = __kernel_timespec(tv_sec: Int64(sleepNs / 1_000_000_000), tv_nsec: Int64(sleepNs % 1_000_000_000))
                 r = io_uring_wait_cqe_timeout(ring, &cqe, &ts)
             } else {
                 r = io_uring_wait_cqe_timeout(ring, &cqe, nil)
             }
+            due = capped && r == -ETIME
+            interval = due ? min(2 * interval, Self.kickMaxNs) : Self.kickFirstNs
             if r == -EINTR && !done() { return .some(.interrupted) }
         }
     }
@@ -262,9 +282,11 @@ extension URingBackend {
     /// reapAsWaiter) it leaves to the reaper, which it wakes; the reaper never skips the CQ for
     /// a poller. Async-signal-safe, as aio_error is.
     func reapIfReady() {
-        // Cooperative task_work: this thread's completions are posted when it enters the kernel.
-        if cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & UInt32(IORING_SQ_TASKRUN) != 0 {
+        // Cooperative task_work: this thread's completions are posted when it enters the
+        // kernel; another's when it does, which a kick makes it do (the header).
+        if taskrunPending {
             _ = io_uring_get_events(ring)
+            if othersInFlight { kick() }
         }
         guard io_uring_cq_ready(ring) > 0 else { return }
         let me = cuaio_thread_self()
@@ -323,12 +345,73 @@ extension URingBackend {
         system_eventfdSignal(eventFD)
     }
 
+    // MARK: kicks (cooperative task_work: URingBackend's header)
+
+    enum Submitters {
+        /// Requests of more than one thread are in flight.
+        static let mixed: UInt64 = 1
+    }
+
+    static let kickFirstNs: UInt64 = 50_000
+    static let kickMaxNs: UInt64 = 1_000_000
+    /// The shortest time between two kicks, whoever sends them: one kick serves every waiter.
+    static let kickGapNs: UInt64 = 20_000
+
+    /// Notes that this thread submits a ring request (engine lock held, before `inFlight` counts it).
+    func noteSubmitterLocked() {
+        let me = cuaio_thread_self(), word = cuaio_load_u64_relaxed(submitters)
+        if inFlight == 0 {
+            cuaio_store_u64_relaxed(submitters, me)
+        } else if word != me && word != Submitters.mixed {
+            cuaio_store_u64_relaxed(submitters, Submitters.mixed)
+        }
+    }
+
+    /// Whether ring requests of another thread than this one are in flight: their completions
+    /// wait for that thread's task_work, which this thread cannot run. Lock-free.
+    var othersInFlight: Bool {
+        let word = cuaio_load_u64_relaxed(submitters)
+        return word != 0 && word != cuaio_thread_self()
+    }
+
+    /// Whether some thread has task_work to run for this ring (the kernel's hint: any thread
+    /// that runs its own clears it, so it may be clear while another's is pending).
+    var taskrunPending: Bool { cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & UInt32(IORING_SQ_TASKRUN) != 0 }
+
+    /// Makes every thread of the process that runs in user space enter the kernel and run its
+    /// task_work: membarrier's IPI returns it through the exit path that runs it. At most one
+    /// per `kickGapNs` (a CAS on the time, read relaxed: only a rate limit, it publishes nothing).
+    /// Async-signal-safe.
+    func kick() {
+        let now = cuaio_now_ns(), last = cuaio_load_u64_relaxed(kicks + 1)
+        guard now &- last >= Self.kickGapNs, cuaio_cas_u64_seqcst(kicks + 1, last, now) != 0 else { return }
+        cuaio_membarrier_kick()
+        _ = cuaio_add_u64_relaxed(kicks, 1)
+    }
+
+    /// The longest a sleep on the CQ may last, and a kick now if one is due (`due`: the last
+    /// sleep ended at its cap). nil: no cap (not cooperative). A sleep while another thread's
+    /// requests are in flight is capped at `interval`, which doubles from 50 us to 1 ms while
+    /// nothing arrives; any other at the backstop, which bounds how late a request that another
+    /// thread submits after this look (a held one it readies) can be.
+    func kickCap(interval: UInt64, due: Bool) -> UInt64? {
+        guard cooperative else { return nil }
+        if othersInFlight {
+            if due || taskrunPending { kick() }
+            return interval
+        }
+        return UInt64(backstopMs) * 1_000_000
+    }
+
     // MARK: when the reaper is woken
 
     /// Counts a reason for the reaper to be woken by every CQE (the header). seq_cst: a need
     /// raised, then the role read, pairs with a role cleared, then the needs read.
     func raiseNeed() {
-        if cuaio_add_u32_seqcst(needs, 1) == 0 { syncEventFD() }
+        guard cuaio_add_u32_seqcst(needs, 1) == 0 else { return }
+        syncEventFD()
+        // A reaper asleep for long must start kicking (kickCap): wake it.
+        if cooperative { system_eventfdSignal(eventFD) }
     }
 
     func dropNeed() {

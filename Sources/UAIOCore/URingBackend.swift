@@ -15,18 +15,25 @@
 //
 // Completion, and waiting for it: URingBackend+Completion.swift.
 //
-// Cooperative task_work, only with UAIO_COOP_TASKRUN=1. The kernel posts most CQEs from
-// task_work of the thread that submitted the request. By default it interrupts that thread to
-// run it: an IPI when it runs in user space (13% of fio's samples at QD32 on a fast device).
-// With IORING_SETUP_COOP_TASKRUN it still wakes the thread if it sleeps, but lets one that
-// runs in user space carry on until it next enters the kernel: its next system call, or the
-// next timer tick. With TASKRUN_FLAG the kernel sets IORING_SQ_TASKRUN meanwhile, and aio_error
-// and a spinning wait enter the kernel when they see it (`hasCompletions`, `reapIfReady`). No
-// other thread can run that task_work: a thread waiting for another's request, while that one
-// computes without system calls, sees it up to a tick late (1.6 and 1.9 ms measured, HZ=250),
-// where it took microseconds. Programs whose threads wait for or poll their own requests (fio)
-// lose nothing and gain up to 2x at depth on a fast device (README); hence a setting, off by
-// default.
+// Cooperative task_work (UAIO_COOP_TASKRUN, on by default). The kernel posts most CQEs from
+// task_work of the thread that submitted the request. Without IORING_SETUP_COOP_TASKRUN it
+// interrupts that thread to run it: an IPI for every completion while the thread runs in user
+// space (13% of fio's samples at QD32 on a fast device, and 0.41x fio io_uring's IOPS). With
+// it the kernel still wakes the thread if it sleeps, but lets one that runs in user space carry
+// on until it next enters the kernel. So its own aio_error and aio_suspend see its completions
+// when they enter the kernel (TASKRUN_FLAG: IORING_SQ_TASKRUN tells them to; `hasCompletions`,
+// `reapIfReady`). Nobody else can run that task_work: a thread waiting for another's request,
+// while that one computes without system calls, would see it at that thread's next timer tick
+// (1.6 and 1.9 ms measured, HZ=250), where it took microseconds. Hence kicks: whoever waits for
+// ring requests of another thread (`submitters`: a thread in aio_suspend that holds the CQ, a
+// thread polling aio_error, the reaper while a need is counted) makes every thread of the
+// process that runs in user space enter the kernel, with membarrier(PRIVATE_EXPEDITED): its IPI
+// returns each through the exit path that runs task_work (`kick`). A waiter kicks when the
+// kernel's hint says task_work is pending, and after each of its bounded sleeps (50 us,
+// doubling to 1 ms while nothing arrives: `kickCap`), since the hint is ring-wide and any
+// thread's run clears it. Measured (KickTests): 20 to 110 us where the tick took 4 ms. A kick
+// costs what the default costs for every completion, an IPI, but at most one per 20 us for
+// all waiters. Without membarrier (seccomp, Linux before 4.14) the ring is not cooperative.
 //
 // Ordering needs nothing here: the engine's file table holds a request back until its
 // ordering rules allow it to start, and only then hands it to a backend.
@@ -76,6 +83,22 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         return p
     }()
     var reaperWakeups: UInt64 { cuaio_load_u64_relaxed(wakeups) }
+    /// Kicks sent (relaxed: a statistic, for tests), and when the last was (relaxed, by CAS:
+    /// only a rate limit, `kick`).
+    let kicks: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
+        p.initialize(repeating: 0, count: 2)
+        return p
+    }()
+    var kickCount: UInt64 { cuaio_load_u64_relaxed(kicks) }
+    /// Whose ring requests are in flight: 0 for nobody, one thread's `cuaio_thread_self()`, or
+    /// `Submitters.mixed`. Written under the engine lock, read without it (relaxed: a hint for
+    /// when to kick, re-read before every bounded sleep; the header).
+    let submitters: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
     /// The ring itself, for Engine.polledRing.
     var rawRing: UnsafeMutablePointer<io_uring> { ring }
     /// Whether the ring was set up with cooperative task_work (the header).
@@ -126,9 +149,11 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // SUBMIT_ALL (5.18): a request failing at submission does not strand the SQEs behind it
         // (liburing#309). COOP_TASKRUN (5.19), asked for: the header. Older kernels reject the
         // flags: set up without them.
+        // Only with kicks (the header): without membarrier (seccomp, Linux before 4.14), not at all.
         let coop = UInt32(IORING_SETUP_COOP_TASKRUN) | UInt32(IORING_SETUP_TASKRUN_FLAG)
+        let cooperate = c.coopTaskrun.value && cuaio_membarrier_register() == 0
         var flags = UInt32(IORING_SETUP_SUBMIT_ALL) | (restrictTo == nil ? 0 : UInt32(IORING_SETUP_R_DISABLED))
-            | (c.coopTaskrun.value ? coop : 0)
+            | (cooperate ? coop : 0)
         var r = io_uring_queue_init(UInt32(c.ringEntries.value), ring, flags)
         for fallback in [coop, UInt32(IORING_SETUP_SUBMIT_ALL)] where r == -EINVAL && flags & fallback != 0 {
             flags &= ~fallback
@@ -255,6 +280,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.
         s.pointee.state = .running
         s.pointee.backend = .uring
+        noteSubmitterLocked()
         inFlight += 1
         engine.stats?.publishRing(inFlight: inFlight)
         if Self.needsReaper(s) { raiseNeed() }  // before its SQE reaches the kernel

@@ -139,6 +139,12 @@ static inline void cuaio_fence_release(void) { __atomic_thread_fence(__ATOMIC_RE
 int cuaio_eventfd(void);
 
 pid_t cuaio_gettid(void);
+/// membarrier(2) for this process: registers its private expedited command (0, or an errno:
+/// seccomp, a kernel before 4.14), then kicks: an IPI to every CPU that runs one of its
+/// threads, which returns that thread to user mode through the kernel's exit path, where it
+/// runs its pending task_work (URingBackend's header).
+int cuaio_membarrier_register(void);
+void cuaio_membarrier_kick(void);
 /// 1 if `fd` is on a memory file system (tmpfs, ramfs), 0 if not, -errno on error. Their reads
 /// are memory copies that never wait for a device, but they do not support RWF_NOWAIT.
 int cuaio_fd_in_memory(int fd);
@@ -182,6 +188,8 @@ int cuaio_signal_thread(pid_t tid, int sig);
 /// follows reports it, rather than the worker polling for ever), 2 when `wake` is readable;
 /// 0 on EINTR.
 int cuaio_poll_two(int fd, short events, int wake);
+/// ppoll(2) for POLLIN on `fd` for at most `timeout_ns`: 1 when readable, else 0.
+int cuaio_poll_in(int fd, uint64_t timeout_ns);
 
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t cuaio_now_ns(void);
