@@ -206,10 +206,11 @@ public final class Engine: @unchecked Sendable {
     func errorInProgress(_ cb: AIOCB) -> Result<CInt, Errno> {
         guard cb.tagPid == pid else { return .failure(.invalid) }
         guard let cq = polledRing, URingBackend.hasCompletions(cq) else {
-            // Cooperative task_work: another thread's completions may wait for it to enter
-            // the kernel. (One load when nothing is in flight.)
+            // Cooperative task_work: another thread's completions may wait for it to enter the
+            // kernel, although the hint is clear (URingBackend.kick). One load when nothing is
+            // in flight.
             if let word = kickedBy, cuaio_load_u64_relaxed(word) != 0 {
-                withRing { if $0.othersInFlight { $0.kick() } }
+                withRing { if $0.othersInFlight { $0.kick(blind: true) } }
             }
             return .success(EINPROGRESS)
         }

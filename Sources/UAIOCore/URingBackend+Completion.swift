@@ -379,25 +379,34 @@ extension URingBackend {
     var taskrunPending: Bool { cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & UInt32(IORING_SQ_TASKRUN) != 0 }
 
     /// Makes every thread of the process that runs in user space enter the kernel and run its
-    /// task_work: membarrier's IPI returns it through the exit path that runs it. At most one
-    /// per `kickGapNs` (a CAS on the time, read relaxed: only a rate limit, it publishes nothing).
-    /// Async-signal-safe.
-    func kick() {
+    /// task_work: membarrier's IPI returns it through the exit path that runs it (an IPI to
+    /// each CPU running one: on a large machine, many). At most one per `kickGapNs` when the
+    /// kernel's hint says task_work is pending; a `blind` one, for a hint another thread's run
+    /// cleared, at most one per `kickMaxNs`. (A CAS on the time, read relaxed: only a rate
+    /// limit, it publishes nothing.) Async-signal-safe.
+    func kick(blind: Bool = false) {
         let now = cuaio_now_ns(), last = cuaio_load_u64_relaxed(kicks + 1)
-        guard now &- last >= Self.kickGapNs, cuaio_cas_u64_seqcst(kicks + 1, last, now) != 0 else { return }
+        guard now &- last >= (blind ? Self.kickMaxNs : Self.kickGapNs),
+              cuaio_cas_u64_seqcst(kicks + 1, last, now) != 0
+        else { return }
         cuaio_membarrier_kick()
         _ = cuaio_add_u64_relaxed(kicks, 1)
     }
 
-    /// The longest a sleep on the CQ may last, and a kick now if one is due (`due`: the last
-    /// sleep ended at its cap). nil: no cap (not cooperative). A sleep while another thread's
-    /// requests are in flight is capped at `interval`, which doubles from 50 us to 1 ms while
-    /// nothing arrives; any other at the backstop, which bounds how late a request that another
-    /// thread submits after this look (a held one it readies) can be.
+    /// The longest a sleep on the CQ may last, and a kick now if the hint asks, or a blind one
+    /// if the last sleep ended at its cap and that was 1 ms (`due`). nil: no cap (not
+    /// cooperative). A sleep while another thread's requests are in flight is capped at
+    /// `interval`, which doubles from 50 us to 1 ms while nothing arrives; any other at the
+    /// backstop, which bounds how late a request that another thread submits after this look
+    /// (a held one it readies) can be.
     func kickCap(interval: UInt64, due: Bool) -> UInt64? {
         guard cooperative else { return nil }
         if othersInFlight {
-            if due || taskrunPending { kick() }
+            if taskrunPending {
+                kick()
+            } else if due && interval >= Self.kickMaxNs {
+                kick(blind: true)
+            }
             return interval
         }
         return UInt64(backstopMs) * 1_000_000

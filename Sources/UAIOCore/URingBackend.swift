@@ -28,12 +28,13 @@
 // ring requests of another thread (`submitters`: a thread in aio_suspend that holds the CQ, a
 // thread polling aio_error, the reaper while a need is counted) makes every thread of the
 // process that runs in user space enter the kernel, with membarrier(PRIVATE_EXPEDITED): its IPI
-// returns each through the exit path that runs task_work (`kick`). A waiter kicks when the
-// kernel's hint says task_work is pending, and after each of its bounded sleeps (50 us,
-// doubling to 1 ms while nothing arrives: `kickCap`), since the hint is ring-wide and any
-// thread's run clears it. Measured (KickTests): 20 to 110 us where the tick took 4 ms. A kick
-// costs what the default costs for every completion, an IPI, but at most one per 20 us for
-// all waiters. Without membarrier (seccomp, Linux before 4.14) the ring is not cooperative.
+// returns each through the exit path that runs task_work (`kick`). A sleeping waiter looks at
+// the kernel's hint (IORING_SQ_TASKRUN) after bounded sleeps (50 us, doubling to 1 ms while
+// nothing arrives: `kickCap`) and kicks when it is set; blind, once a millisecond, since the
+// hint is ring-wide and any thread's run clears it. Measured (KickTests): 20 to 110 us where
+// the tick took 4 ms. A kick costs what the default costs for every completion, an IPI, but at
+// most one per 20 us for all waiters. Without membarrier (seccomp, Linux before 4.14) the ring
+// is not cooperative.
 //
 // Ordering needs nothing here: the engine's file table holds a request back until its
 // ordering rules allow it to start, and only then hands it to a backend.
