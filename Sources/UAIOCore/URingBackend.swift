@@ -64,42 +64,22 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     @exclusivity(unchecked) var batch: [(UInt64, Int32)] = []
     @exclusivity(unchecked) var spareDeliveries: [Delivery] = []
     /// io_uring_enter calls that submitted (relaxed: a statistic, for the CLI and tests).
-    let enters: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    let enters: UnsafeMutablePointer<UInt64> = zeroedWords()
     var submitCalls: UInt64 { cuaio_load_u64_relaxed(enters) }
     /// Completions reaped by threads polling aio_error (relaxed: a statistic, for tests).
-    let polled: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    let polled: UnsafeMutablePointer<UInt64> = zeroedWords()
     var polledCompletions: UInt64 { cuaio_load_u64_relaxed(polled) }
     /// Times the reaper was woken by its eventfd (relaxed: a statistic, for tests).
-    let wakeups: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    let wakeups: UnsafeMutablePointer<UInt64> = zeroedWords()
     var reaperWakeups: UInt64 { cuaio_load_u64_relaxed(wakeups) }
     /// Kicks sent (relaxed: a statistic, for tests), and when the last was (relaxed, by CAS:
     /// only a rate limit, `kick`).
-    let kicks: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
-        p.initialize(repeating: 0, count: 2)
-        return p
-    }()
+    let kicks: UnsafeMutablePointer<UInt64> = zeroedWords(2)
     var kickCount: UInt64 { cuaio_load_u64_relaxed(kicks) }
     /// Whose ring requests are in flight: 0 for nobody, one thread's `cuaio_thread_self()`, or
     /// `Submitters.mixed`. Written under the engine lock, read without it (relaxed: a hint for
     /// when to kick, re-read before every bounded sleep; the header).
-    let submitters: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    let submitters: UnsafeMutablePointer<UInt64> = zeroedWords()
     /// The ring itself, for Engine.polledRing.
     var rawRing: UnsafeMutablePointer<io_uring> { ring }
     /// Whether the ring was set up with cooperative task_work (the header).
@@ -110,20 +90,12 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// The CQ-consumer role of the application's threads (the header): 0 when free, else the
     /// holder's `cuaio_thread_self()` tagged with its kind (`Role`). Naming the holder lets a
     /// signal handler that interrupted it, on its own thread, carry on in its place.
-    let role: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    let role: UnsafeMutablePointer<UInt64> = zeroedWords()
     /// Registered with the ring: the kernel signals it for every CQE while it is switched on
     /// (`syncEventFD`). The reaper sleeps on it.
     let eventFD: CInt
     /// Reasons for the eventfd to be on (URingBackend+Completion's header).
-    let needs: UnsafeMutablePointer<UInt32> = {
-        let p = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    let needs: UnsafeMutablePointer<UInt32> = zeroedWords()
     /// The reaper's longest sleep while the ring has requests in flight: the backstop for a
     /// completion nobody reaps (URingBackend+Completion's header). Tests raise it, so that a
     /// completion that relied on it does not arrive in time.
@@ -342,3 +314,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     }
 }
 
+/// Zeroed words for the atomics of cuaio.h. Never freed, like the ring: the process's engine,
+/// and so its backend, lives as long as the process (a test's engines leak a few words).
+private func zeroedWords<T: FixedWidthInteger>(_ count: Int = 1) -> UnsafeMutablePointer<T> {
+    let p = UnsafeMutablePointer<T>.allocate(capacity: count)
+    p.initialize(repeating: 0, count: count)
+    return p
+}
