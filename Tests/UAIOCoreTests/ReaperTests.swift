@@ -194,13 +194,14 @@ import Testing
 /// membarrier: a thread waiting in aio_suspend, one polling aio_error, and the reaper that
 /// notifies. Each case, 15 rounds: one thread computes all along (a load loop: even a clock
 /// read could be a system call), and submits a pipe read when told to; the test writes the
-/// byte and measures until it sees the result. Without kicks the submitter's next timer tick
-/// posted it (HZ=250: a median near 2 ms; measured 1.6 and 1.9 ms); the median must be under
-/// 1 ms. Neither a kick nor the default ring's interrupt can help a submitter that is not on
-/// a CPU (its task_work waits until it is scheduled, a tick or two: 4 to 8 ms measured with
+/// byte and measures until it sees the result. The median must be under 1 ms: with kicks it
+/// was 22 to 55 us (aio_suspend, aio_error) and 90 to 447 us (the notification starts a
+/// thread); with the kick's system call removed, 3.9 to 4 ms in every case (the submitter's
+/// next timer tick, HZ=250). Neither a kick nor the default ring's interrupt can help a
+/// submitter that is not on a CPU (its task_work waits until it is scheduled: 4 to 8 ms with
 /// either), so only rounds where neither thread was preempted count (RUSAGE_THREAD's
-/// involuntary switches), at least 7 of them within 30 s; and one submitter computes for all rounds (one
-/// per round shared the test's CPU for the first ticks).
+/// involuntary switches), at least 7 of them within 30 s; and one submitter computes for all
+/// rounds (one per round shared the test's CPU for the first ticks).
 @Suite(.serialized) struct KickTests {
     enum Observer: CaseIterable, Sendable { case suspend, poll, notification }
 
@@ -232,12 +233,14 @@ import Testing
         }
         usleep(50_000)  // on a CPU of its own by now
         var latencies: [UInt64] = []
+        var counters: [Counter] = []  // alive until the end: a late notification bumps its own
         let end = cuaio_now_ns() + 30_000_000_000  // other suites may load the CPUs for a while
         var i = 0
         while latencies.count < 15 && cuaio_now_ns() < end {
             i += 1
             let r = Request(fd: p.read, size: 1), counter = Counter()
             if how == .notification { counter.notify(r.cb) }
+            counters.append(counter)
             next = r.cb
             cuaio_store_u32_seqcst(command, 1)
             while cuaio_load_u32_seqcst(command) != 2 {}
