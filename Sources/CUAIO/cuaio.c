@@ -94,6 +94,16 @@ void cuaio_unblock_signal(int sig) {
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+void cuaio_block_signals(sigset_t *old) {
+    static const int synchronous[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+    sigset_t set;
+    sigfillset(&set);
+    for (size_t i = 0; i < sizeof synchronous / sizeof *synchronous; i++) sigdelset(&set, synchronous[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+void cuaio_restore_signals(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
 int cuaio_signal_thread(pid_t tid, int sig) {
     return syscall(SYS_tgkill, getpid(), tid, sig) == 0 ? 0 : errno;
 }
@@ -102,6 +112,19 @@ int cuaio_poll_in(int fd, uint64_t timeout_ns) {
     struct pollfd p = {fd, POLLIN, 0};
     struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
     return ppoll(&p, 1, &ts, NULL) > 0;
+}
+
+int cuaio_poll_in_masked(int fd, uint64_t deadline_ns, const sigset_t *mask) {
+    struct pollfd p = {fd, POLLIN, 0};
+    struct timespec ts, *timeout = NULL;
+    if (deadline_ns) {
+        uint64_t now = cuaio_now_ns(), left = deadline_ns > now ? deadline_ns - now : 0;
+        ts.tv_sec = (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        timeout = &ts;
+    }
+    int r = ppoll(&p, 1, timeout, mask);
+    return r > 0 ? 0 : r == 0 ? ETIMEDOUT : errno;
 }
 
 int cuaio_poll_two(int fd, short events, int wake) {

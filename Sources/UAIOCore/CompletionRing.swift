@@ -1,21 +1,29 @@
 // The one shared completion ring. Every completion, whichever backend produced it, passes
 // through `publish`, which
 //   1. appends a record to the log (the CLI and batch reaping read it by ticket), and
-//   2. bumps the 32-bit `sequence` futex word and wakes the sleepers if there are any.
+//   2. bumps the 32-bit `sequence` word and wakes the sleepers if there are any.
 // Everybody who waits for completions (aio_suspend, lio_listio's LIO_WAIT, later batch reaping)
-// waits through `wait(until:deadlineNs:)`: it sleeps on `sequence`, never spins, and is
-// async-signal-safe (atomics and the futex system call only; no lock, no allocation).
+// waits through `wait(until:deadlineNs:)`: it sleeps, never spins, and is async-signal-safe
+// (atomics and system calls only; no lock, no allocation).
 //
-// No lost wake-up: one word is the futex word, the sequence times two plus a `sleeping` bit.
-// A waiter checks its condition, sets the bit in the word it read (CAS), checks again, and
-// sleeps only while the word still holds that value. A publisher makes its result visible,
-// then adds 2; if the bit was set it clears it and wakes everybody. Any publish after the
-// waiter's CAS changes the word (the sleep does not start, or is woken by whoever clears the
-// bit), and one before it is seen by the second check. The bit, unlike a count of waiters,
-// makes one publisher pay the wake-up: the next ones find it clear until the woken waiter
-// sleeps again. (A pool worker finishing random buffered writes made four futex calls for
-// each sleep of the waiting thread with a count, waking it again while it was still on its
-// way out of the kernel.)
+// No lost wake-up: the word is the sequence times two plus a `sleeping` bit. A waiter checks
+// its condition, sets the bit in the word it read (CAS), checks again, and sleeps only if no
+// publish came in between. A publisher makes its result visible, then adds 2; if the bit was
+// set it clears it and wakes everybody. Any publish after the waiter's CAS changes the word
+// (the sleep does not start, or is woken by whoever clears the bit), and one before it is
+// seen by the second check. The bit, unlike a count of waiters, makes one publisher pay the
+// wake-up: the next ones find it clear until the woken waiter sleeps again. (A pool worker
+// finishing random buffered writes made four futex calls for each sleep of the waiting thread
+// with a count, waking it again while it was still on its way out of the kernel.)
+//
+// Where a waiter sleeps: on an eventfd, in ppoll with its caller's signal mask. A publish
+// wakes every sleeper, also one that waits for other requests, and a futex cannot unblock
+// signals as it sleeps: a signal caught in the stretch between two sleeps ran its handler
+// unseen, and aio_suspend slept on instead of failing with EINTR (compat/tests/suspend_eintr:
+// most signals, with another thread's completions streaming). So a waiter blocks signals, and
+// each sleep unblocks them atomically, as pselect does. The eventfds are `sleeperSlots` slots,
+// each made on first use and kept; a waiter that finds none free (or cannot make one) sleeps
+// on the word as a futex, as before.
 import CUAIO
 import Glibc
 
@@ -42,6 +50,18 @@ final class CompletionRing: @unchecked Sendable {
     /// When a publisher last woke a sleeping waiter (CLOCK_MONOTONIC ns; relaxed: a hint for
     /// Engine+Wait, which wants the wait's length without the sleeper's wake-up latency).
     private let wakeNs: UnsafeMutablePointer<UInt64>
+    /// Each sleeper slot's state (`Slot`) and eventfd (-1 until its first waiter makes it).
+    private let slots: UnsafeMutablePointer<UInt32>
+    private let slotFDs: UnsafeMutablePointer<CInt>
+    /// Waiters asleep on the futex (no slot): a publisher wakes the futex only for them.
+    private let futexSleepers: UnsafeMutablePointer<UInt32>
+    static let sleeperSlots = 16
+
+    /// A slot's states. `armed`: its waiter may sleep; a publisher that moves it back to `held`
+    /// writes to its eventfd.
+    enum Slot {
+        static let free: UInt32 = 0, held: UInt32 = 1, armed: UInt32 = 2
+    }
 
     init(logEntries: Int = 1024) {
         precondition(logEntries > 0 && logEntries & (logEntries - 1) == 0)
@@ -54,6 +74,12 @@ final class CompletionRing: @unchecked Sendable {
         tickets.initialize(to: 0)
         wakeNs = .allocate(capacity: 1)
         wakeNs.initialize(to: 0)
+        slots = .allocate(capacity: Self.sleeperSlots)
+        slots.initialize(repeating: Slot.free, count: Self.sleeperSlots)
+        slotFDs = .allocate(capacity: Self.sleeperSlots)
+        slotFDs.initialize(repeating: -1, count: Self.sleeperSlots)
+        futexSleepers = .allocate(capacity: 1)
+        futexSleepers.initialize(to: 0)
     }
 
     var lastWakeNs: UInt64 { cuaio_load_u64_relaxed(wakeNs) }
@@ -72,17 +98,80 @@ final class CompletionRing: @unchecked Sendable {
         var r = record
         r.ticket = t + 1
         log[Int(t & logMask)] = r
-        // seq_cst: the waiter's CAS and URingBackend's role claim pair with it (their headers).
+        // seq_cst: the waiter's CAS and URingBackend's role claim pair with it (their headers);
+        // so do the loads below with a waiter's arming and its count on the futex.
         if cuaio_add_u32_seqcst(word, 2) & 1 != 0 {
             _ = cuaio_and_u32_seqcst(word, ~1)
             noteWake()
-            cuaio_futex_wake(word, Int32.max)
+            for i in 0..<Self.sleeperSlots where cuaio_load_u32_seqcst(slots + i) == Slot.armed {
+                if cuaio_cas_u32_seqcst(slots + i, Slot.armed, Slot.held) != 0 { system_eventfdSignal(slotFDs[i]) }
+            }
+            if cuaio_load_u32_seqcst(futexSleepers) > 0 { cuaio_futex_wake(word, Int32.max) }
         }
     }
 
     /// Sleeps until `done()` is true, `deadlineNs` (CLOCK_MONOTONIC, nil: never) passes
-    /// (.timedOut), or a signal arrives (.interrupted). Async-signal-safe.
-    func wait(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
+    /// (.timedOut), or a signal arrives (.interrupted). `callerMask`: the caller has blocked
+    /// signals (cuaio_block_signals), and this is the mask it saved, for the sleeps; nil: the
+    /// wait blocks them itself. Async-signal-safe.
+    func wait(deadlineNs: UInt64?, callerMask: UnsafeMutablePointer<sigset_t>? = nil, until done: () -> Bool)
+        -> Errno?
+    {
+        if done() { return nil }
+        guard let callerMask else {
+            var mask = sigset_t()
+            cuaio_block_signals(&mask)
+            defer { cuaio_restore_signals(&mask) }
+            return wait(deadlineNs: deadlineNs, callerMask: &mask, until: done)
+        }
+        if let slot = claimSlot(), let outcome = wait(in: slot, deadlineNs: deadlineNs, callerMask, until: done) {
+            return outcome
+        }
+        cuaio_restore_signals(callerMask)  // a futex sleep cannot unblock them itself
+        return waitOnFutex(deadlineNs: deadlineNs, until: done)
+    }
+
+    /// The wait on a slot's eventfd (the header); nil if ppoll fails (the eventfd was closed
+    /// under us): the caller waits on the futex.
+    private func wait(in slot: Int, deadlineNs: UInt64?, _ callerMask: UnsafeMutablePointer<sigset_t>,
+                      until done: () -> Bool) -> Errno??
+    {
+        let state = slots + slot, fd = slotFDs[slot]
+        defer { cuaio_store_u32_seqcst(state, Slot.free) }
+        var drain = false
+        while true {
+            if drain { system_eventfdDrain(fd) }  // before arming: a write after it is for this sleep
+            cuaio_store_u32_seqcst(state, Slot.armed)
+            let seen = cuaio_load_u32_seqcst(word)
+            if seen & 1 == 0 && cuaio_cas_u32_seqcst(word, seen, seen | 1) == 0 { continue }  // a publish
+            if done() { return .some(nil) }
+            let r = cuaio_poll_in_masked(fd, deadlineNs ?? 0, callerMask)
+            // A publisher that took the slot back has written, or is about to.
+            drain = cuaio_cas_u32_seqcst(state, Slot.armed, Slot.held) == 0 || r == 0
+            switch r {
+            case 0: continue  // woken: check again
+            case ETIMEDOUT: return done() ? .some(nil) : .timedOut
+            case EINTR: return done() ? .some(nil) : .interrupted
+            default: return nil
+            }
+        }
+    }
+
+    /// A free slot, taken, with its eventfd made; nil if none is free or none can be made.
+    private func claimSlot() -> Int? {
+        for i in 0..<Self.sleeperSlots where cuaio_cas_u32_seqcst(slots + i, Slot.free, Slot.held) != 0 {
+            if slotFDs[i] < 0 { slotFDs[i] = cuaio_eventfd() }  // before arming: publishers see it
+            if slotFDs[i] >= 0 { return i }
+            cuaio_store_u32_seqcst(slots + i, Slot.free)
+            return nil
+        }
+        return nil
+    }
+
+    /// The wait on the word itself, where signals cannot be blocked around the sleep.
+    private func waitOnFutex(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
+        _ = cuaio_add_u32_seqcst(futexSleepers, 1)
+        defer { _ = cuaio_sub_u32_seqcst(futexSleepers, 1) }
         while true {
             if done() { return nil }
             var seen = cuaio_load_u32_seqcst(word)

@@ -95,9 +95,17 @@ extension Engine {
     }
 
     /// Waits until `done()`: in io_uring_enter, reaping the ring's completions itself, when the
-    /// ring lets this thread (URingBackend.waitInKernel); on the completion ring's futex
-    /// otherwise, or for what is left of the wait once the ring handed back. Async-signal-safe.
+    /// ring lets this thread (URingBackend.waitInKernel); on the completion ring otherwise, or
+    /// for what is left of the wait once the ring handed back. Async-signal-safe.
+    ///
+    /// Signals are blocked for the whole wait, and each sleep unblocks them atomically, as
+    /// pselect does: a signal caught anywhere in the wait, in a spin, between two sleeps or on
+    /// the way from one sleep to the other, ends it with EINTR at the next sleep, instead of
+    /// running its handler unseen while the wait goes on (CompletionRing's header).
     func waitForCompletions(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
+        var callerMask = sigset_t()
+        cuaio_block_signals(&callerMask)
+        defer { cuaio_restore_signals(&callerMask) }  // after the role is released (a handler may wait)
         let start = cuaio_now_ns()
         if spinLimitNs > 0 && withPool({ $0.activeHint }) > 0 {
             // Waits short lately: spin the whole limit. Else one wait in `probeEvery` spins half
@@ -110,11 +118,12 @@ extension Engine {
             }
         }
         let outcome: Errno?
-        let inKernel: Errno?? = withRing { $0.waitInKernel(deadlineNs: deadlineNs, until: done) } ?? nil
+        let inKernel: Errno?? =
+            withRing { $0.waitInKernel(deadlineNs: deadlineNs, callerMask: &callerMask, until: done) } ?? nil
         if let o = inKernel {
             outcome = o
         } else {
-            outcome = waitOnFutex(deadlineNs: deadlineNs, until: done)
+            outcome = waitOnCompletionRing(deadlineNs: deadlineNs, callerMask: &callerMask, until: done)
         }
         if outcome == nil && spinLimitNs > 0 {
             let woken = ring.lastWakeNs  // (a sleep in io_uring_enter that a CQE ended has none)
@@ -125,12 +134,14 @@ extension Engine {
 
     static let probeEvery: UInt64 = 64
 
-    /// Waits on the completion ring's futex. Nobody else may reap the CQ meanwhile, so the
-    /// ring's reaper is woken for every CQE until this returns (URingBackend+Completion).
-    func waitOnFutex(deadlineNs: UInt64?, until done: () -> Bool) -> Errno? {
+    /// Waits on the completion ring. Nobody else may reap the CQ meanwhile, so the ring's
+    /// reaper is woken for every CQE until this returns (URingBackend+Completion).
+    private func waitOnCompletionRing(deadlineNs: UInt64?, callerMask: UnsafeMutablePointer<sigset_t>,
+                                      until done: () -> Bool) -> Errno?
+    {
         withRing { $0.raiseNeed() }
         defer { withRing { $0.dropNeed() } }
-        return ring.wait(deadlineNs: deadlineNs, until: done)
+        return ring.wait(deadlineNs: deadlineNs, callerMask: callerMask, until: done)
     }
 
     /// Checks `done()` until `end`; reaps the CQ meanwhile, as aio_error does. Whether done.

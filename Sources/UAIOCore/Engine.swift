@@ -566,7 +566,7 @@ public final class Engine: @unchecked Sendable {
             for token in inKernel {
                 if uring.cancel(token: token) {
                     canceled += 1
-                    _ = waitOnFutex(deadlineNs: nil) { !isLive(token) }
+                    _ = waitForCompletions(deadlineNs: nil) { !isLive(token) }
                 } else {
                     uring.drain()  // it may have just completed: then it is done, not running
                     if isLive(token) { running += 1 }

@@ -229,7 +229,10 @@ extension URingBackend {
     /// Waits until `done()` in io_uring_enter, reaping CQEs itself. nil when it did not take
     /// the role or handed it back: the caller waits on the futex (for what is left). Otherwise
     /// the outcome: nil (done), .timedOut, .interrupted.
-    func waitInKernel(deadlineNs: UInt64?, until done: () -> Bool) -> Errno?? {
+    /// `callerMask`: as CompletionRing.wait's; signals are blocked.
+    func waitInKernel(deadlineNs: UInt64?, callerMask: UnsafeMutablePointer<sigset_t>, until done: () -> Bool)
+        -> Errno??
+    {
         guard timedWaits else { return nil }
         let mine = cuaio_thread_self() | Role.waiting
         // A signal handler that interrupted this thread's own wait (in io_uring_enter, holding
@@ -266,9 +269,9 @@ extension URingBackend {
             let r: CInt
             if let sleepNs {
                 var ts = __kernel_timespec(tv_sec: Int64(sleepNs / 1_000_000_000), tv_nsec: Int64(sleepNs % 1_000_000_000))
-                r = io_uring_wait_cqe_timeout(ring, &cqe, &ts)
+                r = io_uring_wait_cqes(ring, &cqe, 1, &ts, callerMask)
             } else {
-                r = io_uring_wait_cqe_timeout(ring, &cqe, nil)
+                r = io_uring_wait_cqes(ring, &cqe, 1, nil, callerMask)
             }
             due = capped && r == -ETIME
             interval = due ? min(2 * interval, Self.kickMaxNs) : Self.kickFirstNs

@@ -181,6 +181,11 @@ static inline int cuaio_iov_max(void) { return 1024; }
 int cuaio_cancel_signal_install(int sig);
 /// Unblocks `sig` in the calling thread (workers start with every signal blocked).
 void cuaio_unblock_signal(int sig);
+/// Blocks every signal but the synchronous ones (a fault still reaches its handler), saving
+/// the thread's mask in `old`; `cuaio_restore_signals` sets it back. A wait passes `old` to
+/// the sleep, which unblocks atomically, as ppoll does (URingBackend.waitInKernel).
+void cuaio_block_signals(sigset_t *old);
+void cuaio_restore_signals(const sigset_t *old);
 /// tgkill(getpid(), tid, sig): 0 or an errno.
 int cuaio_signal_thread(pid_t tid, int sig);
 /// poll(2) on {fd, events} and {wake, POLLIN}, without a timeout. Returns a bit
@@ -190,6 +195,10 @@ int cuaio_signal_thread(pid_t tid, int sig);
 int cuaio_poll_two(int fd, short events, int wake);
 /// ppoll(2) for POLLIN on `fd` for at most `timeout_ns`: 1 when readable, else 0.
 int cuaio_poll_in(int fd, uint64_t timeout_ns);
+/// ppoll(2) for POLLIN on `fd` until `deadline_ns` (CLOCK_MONOTONIC; 0: none), with `mask`
+/// as the thread's signal mask while it sleeps: 0 when readable, ETIMEDOUT, EINTR or ppoll's
+/// errno.
+int cuaio_poll_in_masked(int fd, uint64_t deadline_ns, const sigset_t *mask);
 
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t cuaio_now_ns(void);
