@@ -1,7 +1,7 @@
 // lio_listio, aio_suspend and aio_init on the engine. Waiting goes through the shared
 // completion ring only (or the io_uring CQ, which feeds it), so it is async-signal-safe.
 //
-// Spinning before sleeping. A wait that sleeps costs a futex or io_uring_enter sleep here and
+// Spinning before sleeping. A wait that sleeps costs a ppoll or io_uring_enter sleep here and
 // a wake-up call on the completing side; on a virtual machine, waking an idle CPU is an IPI to
 // a halted vCPU, which costs more than the I/O it reports. A pool worker pays that call on the
 // serial path of every request behind it, so a wait spins while the pool has work, before it

@@ -12,8 +12,8 @@
 // clear), and it is on only while (`needs`, counted) a ring request that notifies (a signal, a
 // thread, a list's notification) is in flight, a request is held behind another (an fsync,
 // the next of a stream or O_APPEND lane: the completion that readies it must be reaped), a
-// thread waits on the completion ring's futex instead of in the kernel (a second waiter, a
-// kernel without EXT_ARG, aio_cancel), or the reap queue is fed (an epoll loop on uaio_eventfd)
+// thread waits on the completion ring instead of in the kernel (a second waiter, a
+// kernel without EXT_ARG), or the reap queue is fed (an epoll loop on uaio_eventfd)
 // and (`role`) no waiter in the kernel consumes the CQ. Otherwise a CQE stays in the CQ until
 // the program's own aio_error or aio_suspend reaps it: on a fast device a CQE arrives while
 // the program is still submitting or polling, and a reaper woken for each cost 25k wake-ups
@@ -36,7 +36,7 @@
 //    is async-signal-safe): trylocks only, and only CQEs whose completion starts no thread
 //    (no SIGEV_THREAD, no list notification), readies no held request and needs no fallback.
 //    Anything else, or a lock it cannot take, makes it hand the CQ back (release the role, wake
-//    the reaper) and wait on the completion ring's futex instead;
+//    the reaper) and wait on the completion ring instead;
 //  - every other publisher rings a doorbell after publishing if the holder is asleep: a NOP
 //    CQE, which only the role holder consumes. The holder sets the role's `asleep` bit before
 //    each io_uring_enter and clears it after; the publisher that clears it rings, the others
@@ -227,9 +227,9 @@ extension URingBackend {
     }
 
     /// Waits until `done()` in io_uring_enter, reaping CQEs itself. nil when it did not take
-    /// the role or handed it back: the caller waits on the futex (for what is left). Otherwise
-    /// the outcome: nil (done), .timedOut, .interrupted.
-    /// `callerMask`: as CompletionRing.wait's; signals are blocked.
+    /// the role or handed it back: the caller waits on the completion ring (for what is left).
+    /// Otherwise the outcome: nil (done), .timedOut, .interrupted. `callerMask`: as
+    /// CompletionRing.wait's: signals are blocked, and each sleep unblocks them.
     func waitInKernel(deadlineNs: UInt64?, callerMask: UnsafeMutablePointer<sigset_t>, until done: () -> Bool)
         -> Errno??
     {

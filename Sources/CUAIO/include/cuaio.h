@@ -183,7 +183,7 @@ int cuaio_cancel_signal_install(int sig);
 void cuaio_unblock_signal(int sig);
 /// Blocks every signal but the synchronous ones (a fault still reaches its handler), saving
 /// the thread's mask in `old`; `cuaio_restore_signals` sets it back. A wait passes `old` to
-/// the sleep, which unblocks atomically, as ppoll does (URingBackend.waitInKernel).
+/// the sleep, which unblocks atomically, as ppoll does (Engine.waitForCompletions).
 void cuaio_block_signals(sigset_t *old);
 void cuaio_restore_signals(const sigset_t *old);
 /// tgkill(getpid(), tid, sig): 0 or an errno.
