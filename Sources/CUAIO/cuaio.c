@@ -124,7 +124,8 @@ int cuaio_poll_in_masked(int fd, uint64_t deadline_ns, const sigset_t *mask) {
         timeout = &ts;
     }
     int r = ppoll(&p, 1, timeout, mask);
-    return r > 0 ? 0 : r == 0 ? ETIMEDOUT : errno;
+    if (r > 0) return p.revents & POLLNVAL ? EBADF : 0; /* closed under us: never readable */
+    return r == 0 ? ETIMEDOUT : errno;
 }
 
 int cuaio_poll_two(int fd, short events, int wake) {

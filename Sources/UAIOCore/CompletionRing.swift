@@ -52,7 +52,9 @@ final class CompletionRing: @unchecked Sendable {
     private let wakeNs: UnsafeMutablePointer<UInt64>
     /// Each sleeper slot's state (`Slot`) and eventfd (-1 until its first waiter makes it).
     private let slots: UnsafeMutablePointer<UInt32>
-    private let slotFDs: UnsafeMutablePointer<CInt>
+    /// (The fds as 32-bit words, relaxed: the slot's seq_cst state orders them; a publisher
+    /// that took a slot back may read its fd as a failed waiter forgets it.)
+    private let slotFDs: UnsafeMutablePointer<UInt32>
     /// Waiters asleep on the futex (no slot): a publisher wakes the futex only for them.
     private let futexSleepers: UnsafeMutablePointer<UInt32>
     static let sleeperSlots = 16
@@ -77,7 +79,7 @@ final class CompletionRing: @unchecked Sendable {
         slots = .allocate(capacity: Self.sleeperSlots)
         slots.initialize(repeating: Slot.free, count: Self.sleeperSlots)
         slotFDs = .allocate(capacity: Self.sleeperSlots)
-        slotFDs.initialize(repeating: -1, count: Self.sleeperSlots)
+        slotFDs.initialize(repeating: Self.noFD, count: Self.sleeperSlots)
         futexSleepers = .allocate(capacity: 1)
         futexSleepers.initialize(to: 0)
     }
@@ -104,7 +106,7 @@ final class CompletionRing: @unchecked Sendable {
             _ = cuaio_and_u32_seqcst(word, ~1)
             noteWake()
             for i in 0..<Self.sleeperSlots where cuaio_load_u32_seqcst(slots + i) == Slot.armed {
-                if cuaio_cas_u32_seqcst(slots + i, Slot.armed, Slot.held) != 0 { system_eventfdSignal(slotFDs[i]) }
+                if cuaio_cas_u32_seqcst(slots + i, Slot.armed, Slot.held) != 0 { system_eventfdSignal(slotFD(i)) }
             }
             if cuaio_load_u32_seqcst(futexSleepers) > 0 { cuaio_futex_wake(word, Int32.max) }
         }
@@ -131,12 +133,12 @@ final class CompletionRing: @unchecked Sendable {
         return waitOnFutex(deadlineNs: deadlineNs, until: done)
     }
 
-    /// The wait on a slot's eventfd (the header); nil if ppoll fails (the eventfd was closed
-    /// under us): the caller waits on the futex.
+    /// The wait on a slot's eventfd (the header); nil if ppoll fails: the caller waits on the
+    /// futex. If the program closed the eventfd under us, the slot's next waiter makes another.
     private func wait(in slot: Int, deadlineNs: UInt64?, _ callerMask: UnsafeMutablePointer<sigset_t>,
                       until done: () -> Bool) -> Errno??
     {
-        let state = slots + slot, fd = slotFDs[slot]
+        let state = slots + slot, fd = slotFD(slot)
         defer { cuaio_store_u32_seqcst(state, Slot.free) }
         var drain = false
         while true {
@@ -152,16 +154,23 @@ final class CompletionRing: @unchecked Sendable {
             case 0: continue  // woken: check again
             case ETIMEDOUT: return done() ? .some(nil) : .timedOut
             case EINTR: return done() ? .some(nil) : .interrupted
-            default: return nil
+            default:
+                if r == EBADF { cuaio_store_u32_relaxed(slotFDs + slot, Self.noFD) }
+                return nil
             }
         }
     }
 
+    private static let noFD = UInt32(bitPattern: -1)
+    private func slotFD(_ i: Int) -> CInt { CInt(bitPattern: cuaio_load_u32_relaxed(slotFDs + i)) }
+
     /// A free slot, taken, with its eventfd made; nil if none is free or none can be made.
     private func claimSlot() -> Int? {
         for i in 0..<Self.sleeperSlots where cuaio_cas_u32_seqcst(slots + i, Slot.free, Slot.held) != 0 {
-            if slotFDs[i] < 0 { slotFDs[i] = cuaio_eventfd() }  // before arming: publishers see it
-            if slotFDs[i] >= 0 { return i }
+            if slotFD(i) < 0 {  // before arming: publishers see it
+                cuaio_store_u32_relaxed(slotFDs + i, UInt32(bitPattern: cuaio_eventfd()))
+            }
+            if slotFD(i) >= 0 { return i }
             cuaio_store_u32_seqcst(slots + i, Slot.free)
             return nil
         }

@@ -196,8 +196,8 @@ int cuaio_poll_two(int fd, short events, int wake);
 /// ppoll(2) for POLLIN on `fd` for at most `timeout_ns`: 1 when readable, else 0.
 int cuaio_poll_in(int fd, uint64_t timeout_ns);
 /// ppoll(2) for POLLIN on `fd` until `deadline_ns` (CLOCK_MONOTONIC; 0: none), with `mask`
-/// as the thread's signal mask while it sleeps: 0 when readable, ETIMEDOUT, EINTR or ppoll's
-/// errno.
+/// as the thread's signal mask while it sleeps: 0 when readable, ETIMEDOUT, EINTR, EBADF when
+/// `fd` is not open, or ppoll's errno.
 int cuaio_poll_in_masked(int fd, uint64_t deadline_ns, const sigset_t *mask);
 
 /// CLOCK_MONOTONIC in nanoseconds.
