@@ -23,7 +23,12 @@
 // most signals, with another thread's completions streaming). So a waiter blocks signals, and
 // each sleep unblocks them atomically, as pselect does. The eventfds are `sleeperSlots` slots,
 // each made on first use and kept; a waiter that finds none free (or cannot make one) sleeps
-// on the word as a futex, as before.
+// on the word as a futex, as before, where a signal can still be missed.
+//
+// The slots are two bitmaps: `taken` (a waiter owns the slot) and `armed` (its waiter may
+// sleep). A publisher that finds the sleeping bit takes every armed bit at once (exchange) and
+// writes those slots' eventfds: one atomic however many threads sleep, where a scan of one
+// word per slot grew with their number.
 import CUAIO
 import Glibc
 
@@ -50,20 +55,19 @@ final class CompletionRing: @unchecked Sendable {
     /// When a publisher last woke a sleeping waiter (CLOCK_MONOTONIC ns; relaxed: a hint for
     /// Engine+Wait, which wants the wait's length without the sleeper's wake-up latency).
     private let wakeNs: UnsafeMutablePointer<UInt64>
-    /// Each sleeper slot's state (`Slot`) and eventfd (-1 until its first waiter makes it).
-    private let slots: UnsafeMutablePointer<UInt32>
-    /// (The fds as 32-bit words, relaxed: the slot's seq_cst state orders them; a publisher
-    /// that took a slot back may read its fd as a failed waiter forgets it.)
+    /// Bit i: sleeper slot i is owned by a waiter (seq_cst, like everything the wake-up
+    /// protocol touches; see `wait(in:)`).
+    private let taken: UnsafeMutablePointer<UInt64>
+    /// Bit i: slot i's waiter may sleep; a publisher that clears it writes to the slot's eventfd.
+    private let armed: UnsafeMutablePointer<UInt64>
+    /// Each slot's eventfd, -1 until its first waiter makes it. (32-bit words, relaxed: the
+    /// seq_cst bitmaps order them; a publisher that took an armed bit may read the fd as a
+    /// failed waiter forgets it: one the program closed under us, see `wait(in:)`.)
     private let slotFDs: UnsafeMutablePointer<UInt32>
     /// Waiters asleep on the futex (no slot): a publisher wakes the futex only for them.
     private let futexSleepers: UnsafeMutablePointer<UInt32>
-    static let sleeperSlots = 16
-
-    /// A slot's states. `armed`: its waiter may sleep; a publisher that moves it back to `held`
-    /// writes to its eventfd.
-    enum Slot {
-        static let free: UInt32 = 0, held: UInt32 = 1, armed: UInt32 = 2
-    }
+    /// One bitmap word; each slot's eventfd is made only when that many threads sleep at once.
+    static let sleeperSlots = 64
 
     init(logEntries: Int = 1024) {
         precondition(logEntries > 0 && logEntries & (logEntries - 1) == 0)
@@ -76,8 +80,10 @@ final class CompletionRing: @unchecked Sendable {
         tickets.initialize(to: 0)
         wakeNs = .allocate(capacity: 1)
         wakeNs.initialize(to: 0)
-        slots = .allocate(capacity: Self.sleeperSlots)
-        slots.initialize(repeating: Slot.free, count: Self.sleeperSlots)
+        taken = .allocate(capacity: 1)
+        taken.initialize(to: 0)
+        armed = .allocate(capacity: 1)
+        armed.initialize(to: 0)
         slotFDs = .allocate(capacity: Self.sleeperSlots)
         slotFDs.initialize(repeating: Self.noFD, count: Self.sleeperSlots)
         futexSleepers = .allocate(capacity: 1)
@@ -105,8 +111,10 @@ final class CompletionRing: @unchecked Sendable {
         if cuaio_add_u32_seqcst(word, 2) & 1 != 0 {
             _ = cuaio_and_u32_seqcst(word, ~1)
             noteWake()
-            for i in 0..<Self.sleeperSlots where cuaio_load_u32_seqcst(slots + i) == Slot.armed {
-                if cuaio_cas_u32_seqcst(slots + i, Slot.armed, Slot.held) != 0 { system_eventfdSignal(slotFD(i)) }
+            var sleepers = cuaio_xchg_u64_seqcst(armed, 0)
+            while sleepers != 0 {
+                system_eventfdSignal(slotFD(sleepers.trailingZeroBitCount))
+                sleepers &= sleepers - 1
             }
             if cuaio_load_u32_seqcst(futexSleepers) > 0 { cuaio_futex_wake(word, Int32.max) }
         }
@@ -138,18 +146,23 @@ final class CompletionRing: @unchecked Sendable {
     private func wait(in slot: Int, deadlineNs: UInt64?, _ callerMask: UnsafeMutablePointer<sigset_t>,
                       until done: () -> Bool) -> Errno??
     {
-        let state = slots + slot, fd = slotFD(slot)
-        defer { cuaio_store_u32_seqcst(state, Slot.free) }
+        let bit = UInt64(1) << UInt64(slot), fd = slotFD(slot)
+        defer {
+            // A publisher that took the armed bit may still write: the slot's next waiter
+            // then wakes once for nothing, and drains.
+            _ = cuaio_and_u64_seqcst(armed, ~bit)
+            _ = cuaio_and_u64_seqcst(taken, ~bit)
+        }
         var drain = false
         while true {
             if drain { system_eventfdDrain(fd) }  // before arming: a write after it is for this sleep
-            cuaio_store_u32_seqcst(state, Slot.armed)
+            _ = cuaio_or_u64_seqcst(armed, bit)
             let seen = cuaio_load_u32_seqcst(word)
             if seen & 1 == 0 && cuaio_cas_u32_seqcst(word, seen, seen | 1) == 0 { continue }  // a publish
             if done() { return .some(nil) }
             let r = cuaio_poll_in_masked(fd, deadlineNs ?? 0, callerMask)
-            // A publisher that took the slot back has written, or is about to.
-            drain = cuaio_cas_u32_seqcst(state, Slot.armed, Slot.held) == 0 || r == 0
+            // A publisher that took the armed bit has written, or is about to.
+            drain = cuaio_and_u64_seqcst(armed, ~bit) & bit == 0 || r == 0
             switch r {
             case 0: continue  // woken: check again
             case ETIMEDOUT: return done() ? .some(nil) : .timedOut
@@ -166,12 +179,18 @@ final class CompletionRing: @unchecked Sendable {
 
     /// A free slot, taken, with its eventfd made; nil if none is free or none can be made.
     private func claimSlot() -> Int? {
-        for i in 0..<Self.sleeperSlots where cuaio_cas_u32_seqcst(slots + i, Slot.free, Slot.held) != 0 {
+        var owned = cuaio_load_u64_seqcst(taken)
+        while owned != .max {
+            let i = (~owned).trailingZeroBitCount, bit = UInt64(1) << UInt64(i)
+            guard cuaio_cas_u64_seqcst(taken, owned, owned | bit) != 0 else {
+                owned = cuaio_load_u64_seqcst(taken)
+                continue
+            }
             if slotFD(i) < 0 {  // before arming: publishers see it
                 cuaio_store_u32_relaxed(slotFDs + i, UInt32(bitPattern: cuaio_eventfd()))
             }
             if slotFD(i) >= 0 { return i }
-            cuaio_store_u32_seqcst(slots + i, Slot.free)
+            _ = cuaio_and_u64_seqcst(taken, ~bit)
             return nil
         }
         return nil

@@ -106,6 +106,77 @@ import Testing
     }
 }
 
+extension CompletionRingTests {
+    /// A signal ends a wait however many threads sleep, up to `sleeperSlots`: each sleeps in
+    /// ppoll with its caller's mask. Round after round, one of 24 waiters (more than the 16
+    /// slots the ring had before) is signalled 1 to 3 ms into its wait, while a publisher's
+    /// completions, none of them the waiters', wake every sleeper. The wait must end with EINTR
+    /// and not run to its deadline. (A waiter left to sleep on the futex missed most such
+    /// signals: the handler ran between two sleeps, and the wait went on.)
+    @Test func aSignalEndsAWaitWhileManyThreadsSleep() {
+        let sig = cuaio_sigrtmax() - 5
+        var handler = sigaction()
+        handler.__sigaction_handler.sa_handler = { _ in }
+        #expect(sigaction(sig, &handler, nil) == 0)
+        let ring = CompletionRing()
+        let waiters = 24, rounds = 72
+        // [0] stop; then per waiter: the start of its current wait (0: not waiting), and its
+        // waits that ended with EINTR.
+        let words = UnsafeMutablePointer<UInt64>.allocate(capacity: 1 + 2 * waiters)
+        words.initialize(repeating: 0, count: 1 + 2 * waiters)
+        let started = words + 1, interrupted = words + 1 + waiters
+        let threads = (0..<waiters).map { w in
+            spawn {
+                var mine = sigset_t()  // (the test runner's threads, which these inherit, block it)
+                sigemptyset(&mine)
+                sigaddset(&mine, sig)
+                pthread_sigmask(SIG_UNBLOCK, &mine, nil)
+                while cuaio_load_u64_seqcst(words) == 0 {
+                    var mask = sigset_t()
+                    cuaio_block_signals(&mask)  // before it counts as waiting: no signal is lost before the wait
+                    cuaio_store_u64_seqcst(started + w, cuaio_now_ns())
+                    let r = ring.wait(deadlineNs: cuaio_now_ns() + 300_000_000, callerMask: &mask) {
+                        cuaio_load_u64_seqcst(words) != 0
+                    }
+                    if r == .interrupted { _ = cuaio_add_u64_relaxed(interrupted + w, 1) }
+                    cuaio_store_u64_seqcst(started + w, 0)
+                    cuaio_restore_signals(&mask)
+                }
+            }
+        }
+        let publisher = spawn {
+            while cuaio_load_u64_seqcst(words) == 0 {
+                ring.publish(CompletionRecord())
+                usleep(200)
+            }
+        }
+        var missed = 0, seed: UInt32 = 7
+        for round in 0..<rounds {
+            let w = round % waiters
+            var since: UInt64 = 0
+            while since == 0 {
+                since = cuaio_load_u64_seqcst(started + w)
+                if since == 0 { usleep(100) }
+            }
+            seed = seed &* 1_103_515_245 &+ 12345
+            usleep(1000 + (seed >> 16) % 2000)
+            guard cuaio_load_u64_seqcst(started + w) == since else { continue }  // (a 300 ms wait ended)
+            let before = cuaio_load_u64_relaxed(interrupted + w)
+            pthread_kill(threads[w], sig)
+            while cuaio_load_u64_seqcst(started + w) == since { usleep(100) }
+            if cuaio_load_u64_relaxed(interrupted + w) == before { missed += 1 }
+        }
+        cuaio_store_u64_seqcst(words, 1)
+        ring.publish(CompletionRecord())
+        pthread_join(publisher, nil)
+        threads.forEach { pthread_join($0, nil) }
+        words.deallocate()
+        var dfl = sigaction()
+        sigaction(sig, &dfl, nil)
+        #expect(missed == 0, "\(missed) of \(rounds) signals did not end the wait")
+    }
+}
+
 /// Starts a thread running `body` (tests only).
 func spawn(_ body: @escaping () -> Void) -> pthread_t {
     final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }

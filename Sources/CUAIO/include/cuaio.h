@@ -39,6 +39,9 @@ static inline void cuaio_store_u64_seqcst(uint64_t *p, uint64_t v) { __atomic_st
 static inline int cuaio_cas_u64_seqcst(uint64_t *p, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
+static inline uint64_t cuaio_or_u64_seqcst(uint64_t *p, uint64_t v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t cuaio_and_u64_seqcst(uint64_t *p, uint64_t v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t cuaio_xchg_u64_seqcst(uint64_t *p, uint64_t v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
 /// This thread's pthread_t as a number (its descriptor's address: aligned, so the low bits are
 /// free for a tag). One TLS read, async-signal-safe.
 static inline uint64_t cuaio_thread_self(void) { return (uint64_t)pthread_self(); }
