@@ -111,8 +111,8 @@ extension CompletionRingTests {
     /// ppoll with its caller's mask. Round after round, one of 24 waiters (more than the 16
     /// slots the ring had before) is signalled 1 to 3 ms into its wait, while a publisher's
     /// completions, none of them the waiters', wake every sleeper. The wait must end with EINTR
-    /// and not run to its deadline. (A waiter left to sleep on the futex missed most such
-    /// signals: the handler ran between two sleeps, and the wait went on.)
+    /// and not run to its deadline. (With 16 slots, 8 waiters slept on the futex, and 1 to 3
+    /// of 48 signals were missed: the handler ran between two sleeps, and the wait went on.)
     @Test func aSignalEndsAWaitWhileManyThreadsSleep() {
         let sig = cuaio_sigrtmax() - 5
         var handler = sigaction()
