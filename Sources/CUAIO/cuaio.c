@@ -111,7 +111,8 @@ int cuaio_signal_thread(pid_t tid, int sig) {
 int cuaio_poll_in(int fd, uint64_t timeout_ns) {
     struct pollfd p = {fd, POLLIN, 0};
     struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
-    return ppoll(&p, 1, &ts, NULL) > 0;
+    if (ppoll(&p, 1, &ts, NULL) <= 0) return 0;
+    return p.revents & POLLNVAL ? -1 : 1; /* closed under us: "readable" for ever */
 }
 
 int cuaio_poll_in_masked(int fd, uint64_t deadline_ns, const sigset_t *mask) {

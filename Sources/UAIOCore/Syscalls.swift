@@ -130,9 +130,14 @@ struct FileIdentity {
     var count: UInt64 = 0
     _ = read(fd, &count, 8)
 }
-/// ppoll(2) for POLLIN on one fd; true when it is readable before `timeoutNs`.
-@inline(never) func system_pollIn(_ fd: CInt, timeoutNs: UInt64) -> Bool {
-    cuaio_poll_in(fd, timeoutNs) != 0
+enum PollResult { case readable, timedOut, notOpen }
+/// ppoll(2) for POLLIN on one fd, for at most `timeoutNs` (a negative fd: just the sleep).
+@inline(never) func system_pollIn(_ fd: CInt, timeoutNs: UInt64) -> PollResult {
+    switch cuaio_poll_in(fd, timeoutNs) {
+    case 0: .timedOut
+    case 1: .readable
+    default: .notOpen
+    }
 }
 
 /// fcntl(F_GETFL): the open file description's status flags and access mode.

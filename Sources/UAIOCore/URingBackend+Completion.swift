@@ -102,7 +102,8 @@ extension URingBackend {
         !op.isExtended && (res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !reissued))
     }
 
-    func completeLocked(_ token: UInt64, _ res: Int32, _ deferred: inout Deferred) {
+    /// `reissue`: the request never reached the kernel (`reissueOnPool`).
+    func completeLocked(_ token: UInt64, _ res: Int32, _ deferred: inout Deferred, reissue: Bool = false) {
         let r = UInt32(truncatingIfNeeded: token)
         guard r < engine.requests.capacity else { return }
         let s = engine.requests[r]
@@ -110,7 +111,7 @@ extension URingBackend {
               s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
         else { return }
         leaveLocked(s)
-        if Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued) {
+        if reissue || Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued) {
             if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
             s.pointee.backend = .pool
@@ -166,7 +167,10 @@ extension URingBackend {
             let kicking = busy && cuaio_load_u32_seqcst(needs) > 0
             if kicking, let cap = kickCap(interval: interval, due: due) { timeoutNs = min(timeoutNs, cap) }
             due = false
-            if system_pollIn(eventFD, timeoutNs: timeoutNs) {
+            let polled = system_pollIn(eventFD, timeoutNs: timeoutNs)
+            if polled == .notOpen {
+                replaceEventFD()
+            } else if polled == .readable {
                 system_eventfdDrain(eventFD)  // resets it, so that the next poll sleeps
                 _ = cuaio_add_u64_relaxed(wakeups, 1)
                 idleSince = cuaio_now_ns()
@@ -181,6 +185,27 @@ extension URingBackend {
                 }
                 if exit { return }
             }
+        }
+    }
+
+    /// The program closed the reaper's eventfd (a loop closing every fd, closefrom): ppoll
+    /// reports it at once, for ever. The ring gets a new one (the kernel still holds the old
+    /// one's counter, which nobody reads). If none can be registered (the ring's own fd was
+    /// closed too), the reaper polls no fd, only sleeps, at most `backstopMs` while requests are
+    /// in flight: completions nobody waits for are that late, never lost, and it does not spin.
+    /// An fd number the program reopened before the reaper looked is not told apart: the
+    /// reaper then reads from the program's file (README, "Not done yet").
+    private func replaceEventFD() {
+        let old = eventFD
+        let fd = cuaio_eventfd()
+        _ = io_uring_unregister_eventfd(ring)
+        let registered = fd >= 0 && io_uring_register_eventfd(ring, fd) >= 0
+        if fd >= 0 && !registered { close(fd) }
+        cuaio_store_u32_relaxed(eventFDWord, UInt32(bitPattern: registered ? fd : -1))
+        if engine.configuration.debug.value {
+            cuaio_write_stderr("uaio: the program closed the ring's eventfd (\(old)); "
+                + (registered ? "the reaper sleeps on a new one (\(fd))\n"
+                    : "no other can be registered: completions nobody waits for are reaped every \(backstopMs) ms\n"))
         }
     }
 
@@ -233,7 +258,7 @@ extension URingBackend {
     func waitInKernel(deadlineNs: UInt64?, callerMask: UnsafeMutablePointer<sigset_t>, until done: () -> Bool)
         -> Errno??
     {
-        guard timedWaits else { return nil }
+        guard timedWaits, cuaio_load_u32_relaxed(gone) == 0 else { return nil }
         let mine = cuaio_thread_self() | Role.waiting
         // A signal handler that interrupted this thread's own wait (in io_uring_enter, holding
         // no lock) waits in its place; the role stays the interrupted wait's to release.
@@ -276,6 +301,10 @@ extension URingBackend {
             due = capped && r == -ETIME
             interval = due ? min(2 * interval, Self.kickMaxNs) : Self.kickFirstNs
             if r == -EINTR && !done() { return .some(.interrupted) }
+            if Self.isGone(r) {  // the program closed the ring's fd: the completion ring's wait
+                cuaio_store_u32_relaxed(gone, 1)
+                return nil
+            }
         }
     }
 

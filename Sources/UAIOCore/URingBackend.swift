@@ -92,8 +92,12 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// signal handler that interrupted it, on its own thread, carry on in its place.
     let role: UnsafeMutablePointer<UInt64> = zeroedWords()
     /// Registered with the ring: the kernel signals it for every CQE while it is switched on
-    /// (`syncEventFD`). The reaper sleeps on it.
-    let eventFD: CInt
+    /// (`syncEventFD`). The reaper sleeps on it, and replaces it if the program closes it
+    /// (`replaceEventFD`): -1 when no other could be registered.
+    var eventFD: CInt { CInt(bitPattern: cuaio_load_u32_relaxed(eventFDWord)) }
+    /// Relaxed: an fd number, written by the reaper alone. A thread that signals the old one
+    /// after a replacement writes to a closed fd, and the reaper drains the CQ after each.
+    let eventFDWord: UnsafeMutablePointer<UInt32> = zeroedWords()
     /// Reasons for the eventfd to be on (URingBackend+Completion's header).
     let needs: UnsafeMutablePointer<UInt32> = zeroedWords()
     /// The reaper's longest sleep while the ring has requests in flight: the backstop for a
@@ -105,6 +109,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     static let doorbellToken = UInt64.max
     /// Timed waits in the kernel need IORING_FEAT_EXT_ARG (5.11).
     @exclusivity(unchecked) var timedWaits = false
+    /// 1 once the program closed the ring's fd (`takeBackUnsubmitted`). Relaxed: set once, and
+    /// whoever still reaches the ring finds out by its own failed io_uring_enter.
+    let gone: UnsafeMutablePointer<UInt32> = zeroedWords()
     /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
     @exclusivity(unchecked) var reaperStarted = false
     @exclusivity(unchecked) var inFlight = 0
@@ -137,7 +144,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             throw Errno(-r)
         }
         // The reaper's doorbell (5.2; toggling it, 5.8). A ring without it is not used.
-        eventFD = cuaio_eventfd()
+        let eventFD = cuaio_eventfd()
         r = eventFD < 0 ? -errno : io_uring_register_eventfd(ring, eventFD)
         guard r >= 0 else {
             if eventFD >= 0 { close(eventFD) }
@@ -145,6 +152,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             ring.deallocate()
             throw Errno(-r)
         }
+        cuaio_store_u32_relaxed(eventFDWord, UInt32(bitPattern: eventFD))
         if let allowed = restrictTo { Self.restrict(ring, to: allowed) }
         // A forked child builds its own engine and ring; it must not even map the parent's
         // (shared memory: a child writing to it would corrupt the parent's queues).
@@ -194,8 +202,11 @@ final class URingBackend: IOBackend, @unchecked Sendable {
 
     /// Whether operation `op` goes to the ring now (engine lock held).
     func routesLocked(_ op: Opcode) -> Bool { routed[Int(op.rawValue)] }
-    /// No lock needed: for the uaio_ops.h operations only (`initialRoutes`).
-    func routes(_ op: Opcode) -> Bool { op.isExtended && initialRoutes[Int(op.rawValue)] }
+    /// No lock needed: for the uaio_ops.h operations only (`initialRoutes`), until the ring is
+    /// gone (`takeBackUnsubmitted`; a submission racing with that is re-issued itself).
+    func routes(_ op: Opcode) -> Bool {
+        op.isExtended && initialRoutes[Int(op.rawValue)] && cuaio_load_u32_relaxed(gone) == 0
+    }
 
     /// Whether request `r` goes to the ring (engine lock held). Buffered writes to regular
     /// files stay in the pool: the kernel cannot do them without blocking (ext4 has no NOWAIT
@@ -267,6 +278,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     func removeLocked(_ r: UInt32) -> Bool { false }
 
     func afterUnlock(_ deferred: inout Deferred) {
+        var orphans: [UInt64] = []
         if deferred.holdsSQ {
             deferred.holdsSQ = false
             if deferred.submitRing {
@@ -277,6 +289,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
                 for _ in 0..<100 {
                     _ = cuaio_add_u64_relaxed(enters, 1)
                     let r = io_uring_submit(ring)
+                    if Self.isGone(r) { orphans = takeBackUnsubmitted() }
                     if r != -EBUSY && r != -EAGAIN { break }
                     sqLock.unlock()
                     drain()
@@ -286,11 +299,56 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             }
             sqLock.unlock()
         }
+        if !orphans.isEmpty { reissueOnPool(orphans) }
         // After the SQ lock is released: a failed start takes the engine lock.
         if deferred.startReaper {
             deferred.startReaper = false
             startReaper()
         }
+    }
+
+    // MARK: the ring's fd closed
+
+    /// Whether io_uring_enter failed because the ring's fd is no longer the ring's: the program
+    /// closed it (EBADF) or reopened its number as another file (EOPNOTSUPP).
+    static func isGone(_ r: CInt) -> Bool { r == -EBADF || r == -EOPNOTSUPP }
+
+    /// The program closed the ring's fd (a loop closing every fd it does not know): nothing can
+    /// be submitted any more, but the ring stays mapped, so what the kernel already has still
+    /// completes into the CQ, which the reaper reads from memory (at most `backstopMs` late: its
+    /// eventfd cannot be registered again). The SQEs no io_uring_enter will ever take are taken
+    /// out of the SQ here (SQ lock held), as tokens for `reissueOnPool`. The kernel reads the
+    /// SQ only in io_uring_enter, which needs the fd, so rewinding the tail is safe.
+    private func takeBackUnsubmitted() -> [UInt64] {
+        let sq = ring.pointee.sq
+        let head = cuaio_load_u32_acquire(sq.khead)  // what the kernel consumed before the close
+        var tokens: [UInt64] = []
+        var i = head
+        while i != sq.sqe_tail {
+            tokens.append(sq.sqes[Int(sq.array[Int(i & sq.ring_mask)])].user_data)
+            i &+= 1
+        }
+        ring.pointee.sq.sqe_head = head
+        ring.pointee.sq.sqe_tail = head
+        cuaio_store_u32_relaxed(sq.ktail, head)  // (nobody reads it any more)
+        cuaio_store_u32_relaxed(gone, 1)
+        return tokens
+    }
+
+    /// Sends every operation to the pool from now on, and re-issues there the requests whose
+    /// SQEs never reached the kernel, as a refusal is (`completeLocked`). A uaio_ops.h
+    /// operation re-issued this way runs with the process's credentials, not its submitter's
+    /// thread's (which differ only after a per-thread setfsuid).
+    private func reissueOnPool(_ tokens: [UInt64]) {
+        if engine.configuration.debug.value {
+            cuaio_write_stderr("uaio: the program closed the ring's fd; every request goes to the worker pool\n")
+        }
+        var deferred = Deferred()
+        engine.lock.withLock {
+            for i in routed.indices { routed[i] = false }
+            for token in tokens { completeLocked(token, -EOPNOTSUPP, &deferred, reissue: true) }
+        }
+        engine.afterUnlock(&deferred)
     }
 
     // MARK: cancellation

@@ -196,7 +196,8 @@ int cuaio_signal_thread(pid_t tid, int sig);
 /// follows reports it, rather than the worker polling for ever), 2 when `wake` is readable;
 /// 0 on EINTR.
 int cuaio_poll_two(int fd, short events, int wake);
-/// ppoll(2) for POLLIN on `fd` for at most `timeout_ns`: 1 when readable, else 0.
+/// ppoll(2) for POLLIN on `fd` for at most `timeout_ns`: 1 when readable, -1 when `fd` is
+/// not open (POLLNVAL), else 0. A negative `fd` just sleeps.
 int cuaio_poll_in(int fd, uint64_t timeout_ns);
 /// ppoll(2) for POLLIN on `fd` until `deadline_ns` (CLOCK_MONOTONIC; 0: none), with `mask`
 /// as the thread's signal mask while it sleeps: 0 when readable, ETIMEDOUT, EINTR, EBADF when
