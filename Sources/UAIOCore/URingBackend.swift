@@ -336,9 +336,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     }
 
     /// Sends every operation to the pool from now on, and re-issues there the requests whose
-    /// SQEs never reached the kernel, as a refusal is (`completeLocked`). A uaio_ops.h
-    /// operation re-issued this way runs with the process's credentials, not its submitter's
-    /// thread's (which differ only after a per-thread setfsuid).
+    /// SQEs never reached the kernel, as a refusal is (`completeLocked`). One of the uaio_ops.h
+    /// operations that check identity ends with EAGAIN there instead: no snapshot of its
+    /// submitter's credentials was taken, and the pool runs nothing as someone else.
     private func reissueOnPool(_ tokens: [UInt64]) {
         if engine.configuration.debug.value {
             cuaio_write_stderr("uaio: the program closed the ring's fd; every request goes to the worker pool\n")

@@ -566,7 +566,8 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     private func performExtended(_ job: RequestSlot, _ r: UInt32) -> Result<Int, Errno> {
         var saved = cuaio_creds()
         if job.opcode.needsCredentials {
-            // Only the SQ-full corner sends such a request here without the identity: run
+            // Only the SQ-full corner and a ring whose fd the program closed
+            // (URingBackend.reissueOnPool) send such a request here without the identity: run
             // nothing rather than run it as someone else.
             guard job.hasCredentials else { return .failure(.again) }
             let e = cuaio_creds_enter(engine.credentials + Int(r), &saved)
