@@ -37,6 +37,9 @@ let package = Package(
                     "-static-stdlib",
                     "-Xlinker", "--version-script=\(root)/compat/exports.map",
                     "-Xlinker", "-z", "-Xlinker", "defs",
+                    // Resident once loaded: dlclose must not unmap code that our threads (workers,
+                    // the reaper, notification threads) and the fork handler still run.
+                    "-Xlinker", "-z", "-Xlinker", "nodelete",
                 ])
             ]
         ),

@@ -216,20 +216,56 @@ void cuaio_write_stderr(const char *line) {
 }
 
 static int atfork_registered;
+static void *engine_ptr;
+/* Serialises building the engine (first use only), so that two threads racing to their first
+ * call never build two engines (each may open a ring and map its tables). fork() waits for a
+ * build in progress (the prepare handler takes this lock): the build makes Swift type
+ * metadata under the runtime's own locks, which a child forked meanwhile would inherit held
+ * and hang on. `creator` is the thread inside, relaxed (only that thread compares it with
+ * itself): a fork from a signal handler that interrupted the build must not wait for itself. */
+static pthread_mutex_t engine_creation = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t creator;
+static int creating, fork_took_lock;
+
+static void fork_prepare(void) {
+    if (__atomic_load_n(&creating, __ATOMIC_RELAXED) &&
+        pthread_equal(__atomic_load_n(&creator, __ATOMIC_RELAXED), pthread_self()))
+        return;
+    pthread_mutex_lock(&engine_creation);
+    fork_took_lock = 1;  // (read by this thread alone, in the parent handler or the child)
+}
+
+static void fork_parent(void) {
+    if (!fork_took_lock) return;
+    fork_took_lock = 0;
+    pthread_mutex_unlock(&engine_creation);
+}
+
+static void (*fork_child_hook)(void);
+static void fork_child(void) {
+    fork_took_lock = 0;
+    __atomic_store_n(&creating, 0, __ATOMIC_RELAXED);
+    fork_child_hook();
+}
 
 void cuaio_register_atfork(void (*child)(void)) {
     // Handlers survive fork(), and so does this flag: a forked child never adds a second one.
-    if (__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL) == 0) pthread_atfork(NULL, NULL, child);
+    if (__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL) == 0) {
+        fork_child_hook = child;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+    }
 }
 
-static void *engine_ptr;
-/* Serialises building the engine (first use only), so that two threads racing to their first
- * call never build two engines (each may open a ring and map its tables). */
-static pthread_mutex_t engine_creation = PTHREAD_MUTEX_INITIALIZER;
-
 void *cuaio_engine_load(void) { return __atomic_load_n(&engine_ptr, __ATOMIC_ACQUIRE); }
-void cuaio_engine_creation_lock(void) { pthread_mutex_lock(&engine_creation); }
-void cuaio_engine_creation_unlock(void) { pthread_mutex_unlock(&engine_creation); }
+void cuaio_engine_creation_lock(void) {
+    pthread_mutex_lock(&engine_creation);
+    __atomic_store_n(&creator, pthread_self(), __ATOMIC_RELAXED);
+    __atomic_store_n(&creating, 1, __ATOMIC_RELAXED);
+}
+void cuaio_engine_creation_unlock(void) {
+    __atomic_store_n(&creating, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&engine_creation);
+}
 void cuaio_engine_store(void *engine) { __atomic_store_n(&engine_ptr, engine, __ATOMIC_RELEASE); }
 void cuaio_engine_reset(void) {
     /* In a forked child: the parent's engine is not ours, and the mutex may have been held by a

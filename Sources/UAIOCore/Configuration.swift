@@ -146,7 +146,11 @@ public struct Configuration: Sendable, Equatable {
             } else if text.hasPrefix("SIGRTMIN") || text.hasPrefix("SIGRTMAX") {
                 let rest = text.dropFirst(8)
                 let delta = rest.isEmpty ? 0 : CInt(rest.hasPrefix("+") ? rest.dropFirst() : rest)
-                if let delta { n = (text.hasPrefix("SIGRTMIN") ? low : high) + delta }
+                // Reporting overflow: SIGRTMIN+2147483647 is a bad value, not a trap in the host.
+                if let delta {
+                    let (sum, overflow) = (text.hasPrefix("SIGRTMIN") ? low : high).addingReportingOverflow(delta)
+                    if !overflow { n = sum }
+                }
             }
             if let n, n == 0 || (low...high).contains(n) {
                 cancelSignal = Setting(value: n, source: .environment)

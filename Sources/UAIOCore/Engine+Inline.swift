@@ -58,6 +58,14 @@ extension Engine {
     func finishInline(_ cb: AIOCB, _ opcode: Opcode, _ result: Result<Int, Errno>, _ notification: Notification,
                       latencyNs: UInt64)
     {
+        deliver(endInline(cb, opcode, result, notification, latencyNs: latencyNs))
+    }
+
+    /// finishInline's result and counters, with the delivery left to the caller (to defer it
+    /// past a held SQ lock).
+    func endInline(_ cb: AIOCB, _ opcode: Opcode, _ result: Result<Int, Errno>, _ notification: Notification,
+                   latencyNs: UInt64) -> Delivery
+    {
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
         storeResult(cb, result, reapable: cuaio_load_u32_relaxed(reapOn) != 0)
         _ = cuaio_add_u64_relaxed(counters + 1, 1)
@@ -69,6 +77,6 @@ extension Engine {
         case .failure(let e): record.error = e.rawValue; record.result = -1
         }
         record.latencyNs = latencyNs
-        deliver(Delivery(record: record, notification: notification, listNotification: .none))
+        return Delivery(record: record, notification: notification, listNotification: .none)
     }
 }

@@ -36,7 +36,7 @@ extension Engine {
     {
         let group = listNotification == .none ? nilIndex : openGroup(listNotification)
         guard let group else { return .again }
-        var failed = false
+        var failed = false, outOfResources = false
         var deferred = Deferred()
         for i in 0..<count {
             guard let cb = list[i] else { continue }
@@ -51,13 +51,15 @@ extension Engine {
                 guard let op = Self.extendedOpcode(cb) else { fallthrough }
                 opcode = op
             default:
-                cb.markFailed(.invalid, pid: pid)
+                // An aiocb in flight is never touched: the live request keeps it.
+                if !cb.isInProgress(pid: pid) { cb.markFailed(.invalid, pid: pid) }
                 failed = true
                 continue
             }
             if let e = submit(cb, opcode, group: group, &deferred) {
-                cb.markFailed(e, pid: pid)
+                if !cb.isInProgress(pid: pid) { cb.markFailed(e, pid: pid) }  // (as above)
                 failed = true
+                if case .again = e { outOfResources = true }
             }
         }
         // Once for the whole list: one io_uring_enter for every entry the ring took.
@@ -69,8 +71,16 @@ extension Engine {
                 (0..<count).allSatisfy { list[$0].map { !$0.isInProgress(pid: pid) } ?? true }
             }
             if let err { return err }
+            // EIO when any entry failed, at submission or while running (POSIX, glibc).
+            if failed || (0..<count).contains(where: { i in
+                list[i].map { $0.pointee.aio_lio_opcode != CInt(LIO_NOP) && $0.errorCode != 0 } ?? false
+            }) {
+                return .io
+            }
+            return nil
         }
-        return failed ? (wait ? .io : .again) : nil
+        // LIO_NOWAIT: an entry's own error is in its aiocb; the call fails only for resources.
+        return outOfResources ? .again : nil
     }
 
     /// aio_suspend: nil as soon as one of `list` is not in progress, .again when `timeoutNs`

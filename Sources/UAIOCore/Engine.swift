@@ -165,13 +165,15 @@ public final class Engine: @unchecked Sendable {
     public static func current() -> Engine? {
         if let p = cuaio_engine_load() { return Unmanaged<Engine>.fromOpaque(p).takeUnretainedValue() }
         // First use: build it once, even when threads race here (an engine may own a ring).
+        // The fork handler first: a fork() while another thread builds must give a child whose
+        // creation lock is fresh, not held by a thread it does not have.
+        cuaio_register_atfork(engineForkChild)
         cuaio_engine_creation_lock()
         defer { cuaio_engine_creation_unlock() }
         if let engine = existing() { return engine }
         let configuration = Configuration.load()
         configuration.reportProblemsOnce()
         guard let engine = Engine(configuration: configuration, publish: true) else { return nil }
-        cuaio_register_atfork(engineForkChild)
         cuaio_engine_store(Unmanaged.passRetained(engine).toOpaque())
         return engine
     }
@@ -238,7 +240,16 @@ public final class Engine: @unchecked Sendable {
     }
 
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
-        let e = validateAndQueue(cb, opcode, group: group, &deferred)
+        var e = validateAndQueue(cb, opcode, group: group, &deferred)
+        // EBADF (a closed fd, or one not open for the direction) is reported as glibc reports it:
+        // the submission succeeds, and aio_error says EBADF, after which the notification comes.
+        // Never for an aiocb still in flight: the live request keeps it.
+        if case .badFD? = e, !opcode.isExtended, !cb.isInProgress(pid: pid),
+           let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) })
+        {
+            deferred.deliveries.append(endInline(cb, opcode, .failure(.badFD), notification, latencyNs: 0))
+            e = nil
+        }
         _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
         if e != nil { stats?.rejected() }  // (accepted ones are counted where they take a slot)
         return e
@@ -248,7 +259,9 @@ public final class Engine: @unchecked Sendable {
         let fd = cb.pointee.aio_fildes
         let reqprio = opcode.isSync ? 0 : cb.pointee.aio_reqprio
         guard reqprio >= 0 && reqprio <= Self.maxRequestPriority else { return .invalid }
-        guard cb.pointee.aio_nbytes >= 0 else { return .invalid }  // size_t above SSIZE_MAX
+        // aio_fsync ignores every field but aio_fildes and aio_sigevent (POSIX): no check, and
+        // none of them is copied (below).
+        guard opcode.isSync || cb.pointee.aio_nbytes >= 0 else { return .invalid }  // size_t above SSIZE_MAX
         // readv/writev: aio_nbytes counts iovecs (1 to IOV_MAX, as readv(2) takes).
         if opcode.isVectored && !(1...Int(cuaio_iov_max())).contains(cb.pointee.aio_nbytes) { return .invalid }
         guard let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) }) else {
@@ -309,9 +322,10 @@ public final class Engine: @unchecked Sendable {
         s.pointee.opcode = opcode
         s.pointee.fd = fd
         s.pointee.reqprio = reqprio
-        s.pointee.buffer = UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
-        s.pointee.nbytes = Int(cb.pointee.aio_nbytes)
-        s.pointee.offset = offset
+        let sync = opcode.isSync
+        s.pointee.buffer = sync ? nil : UnsafeMutableRawPointer(mutating: cb.pointee.aio_buf)
+        s.pointee.nbytes = sync ? 0 : Int(cb.pointee.aio_nbytes)
+        s.pointee.offset = sync ? 0 : offset
         s.pointee.notification = notification
         s.pointee.file = entry.file
         s.pointee.group = group

@@ -74,7 +74,8 @@ import Testing
         #expect(parse(["UAIO_CANCEL_SIGNAL": "none"]).cancelSignal == .init(value: 0, source: .environment))
         #expect(Configuration.signalName(high - 2) == "SIGRTMAX-2" && Configuration.signalName(low) == "SIGRTMIN")
         // Not real-time (SIGUSR1, glibc's reserved 32 and 33), or out of the range: the default.
-        for bad in ["10", "32", "33", "SIGRTMAX+1", "SIGRTMIN-1", "SIGUSR1", "x"] {
+        for bad in ["10", "32", "33", "SIGRTMAX+1", "SIGRTMIN-1", "SIGUSR1", "x",
+                    "SIGRTMIN+2147483647", "SIGRTMAX+2147483647", "SIGRTMIN-2147483648", "99999999999"] {
             let c = parse(["UAIO_CANCEL_SIGNAL": bad])
             #expect(c.cancelSignal == .init(value: high - 2, source: .defaultValue), "\(bad)")
             #expect(c.problems.count == 1 && c.problems[0].hasPrefix("uaio: UAIO_CANCEL_SIGNAL='\(bad)'"))

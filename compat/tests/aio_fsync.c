@@ -30,9 +30,9 @@ int main(void) {
     struct aiocb *volatile null_cb = NULL;
     CHECK_ERRNO(aio_fsync(O_SYNC, null_cb), EINVAL);
     cb.aio_fildes = open("/dev/null", O_RDONLY);
-    CHECK_ERRNO(aio_fsync(O_SYNC, &cb), EBADF);
+    CHECK_DEFERRED(aio_fsync(O_SYNC, &cb), &cb, EBADF);
     cb.aio_fildes = -1;
-    CHECK_ERRNO(aio_fsync(O_DSYNC, &cb), EBADF);
+    CHECK_DEFERRED(aio_fsync(O_DSYNC, &cb), &cb, EBADF);
 
     for (int round = 0; round < 3; round++) {
         checked = 0;

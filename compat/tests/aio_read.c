@@ -53,12 +53,12 @@ int main(void) {
     CHECK_ERRNO(aio_read(&cb), EINVAL);
     cb.aio_nbytes = 10;
     cb.aio_fildes = -1;
-    CHECK_ERRNO(aio_read(&cb), EBADF);
+    CHECK_DEFERRED(aio_read(&cb), &cb, EBADF);
     cb.aio_fildes = 12345;
-    CHECK_ERRNO(aio_read(&cb), EBADF);
+    CHECK_DEFERRED(aio_read(&cb), &cb, EBADF);
     int wfd = open("/dev/null", O_WRONLY);
     cb.aio_fildes = wfd;
-    CHECK_ERRNO(aio_read(&cb), EBADF); /* not open for reading */
+    CHECK_DEFERRED(aio_read(&cb), &cb, EBADF); /* not open for reading */
 
     /* A NULL buffer is the kernel's EFAULT, reported through aio_error, never a crash. */
     cb.aio_fildes = fd;

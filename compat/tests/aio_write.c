@@ -24,7 +24,7 @@ int main(void) {
     cb.aio_buf = bufs[0];
     cb.aio_nbytes = 1;
     cb.aio_fildes = open("/dev/zero", O_RDONLY);
-    CHECK_ERRNO(aio_write(&cb), EBADF);
+    CHECK_DEFERRED(aio_write(&cb), &cb, EBADF);
     cb.aio_fildes = fd;
     cb.aio_offset = -5;
     CHECK_ERRNO(aio_write(&cb), EINVAL);

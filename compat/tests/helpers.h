@@ -41,6 +41,18 @@
         CHECK(r_ == -1 && errno == (err), "%s returned %ld, expected -1/%s", #call, r_, #err); \
     } while (0)
 
+/* Asserts a submission that glibc accepts and fails later: 0 at once, then aio_error gives
+ * `err` (at once: nothing ran) and aio_return -1. EBADF is reported this way. */
+#define CHECK_DEFERRED(call, cbp, err)                                                  \
+    do {                                                                               \
+        errno = 0;                                                                     \
+        long r_ = (long)(call);                                                        \
+        CHECK(r_ == 0, "%s returned %ld, expected 0 and %s from aio_error", #call, r_, #err); \
+        int e_ = aio_error(cbp);                                                       \
+        CHECK(e_ == (err), "%s: aio_error %d, expected %s", #call, e_, #err);          \
+        CHECK(aio_return(cbp) == -1, "%s: aio_return", #call);                         \
+    } while (0)
+
 static inline uint64_t t_uaio_submitted(void) {
     uint64_t (*f)(void) = (uint64_t(*)(void))dlsym(RTLD_DEFAULT, "uaio_requests_submitted");
     return f ? f() : 0;

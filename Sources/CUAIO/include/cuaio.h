@@ -210,7 +210,8 @@ uint64_t cuaio_now_ns(void);
 /// One line to stderr with write(2), so it never allocates or takes stdio locks.
 void cuaio_write_stderr(const char *line);
 
-/// Registers `child` to run in the child after fork(); idempotent per process image.
+/// Registers `child` to run in the child after fork(); idempotent per process image. fork()
+/// also waits for an engine build in progress (cuaio.c).
 void cuaio_register_atfork(void (*child)(void));
 
 /// glibc's struct aioinit, which <aio.h> declares only under _GNU_SOURCE.
