@@ -28,7 +28,7 @@ extension Engine {
             flags = f
             guard f & cuaio_o_direct() == 0 else { return .declined(flags: f) }
         }
-        guard cb.pointee.aio_offset >= 0 else { return .declined(flags: flags) }
+        guard cb.pointee.aio_offset >= 0, cb.pointee.aio_nbytes <= Self.inlineMaxBytes else { return .declined(flags: flags) }
         let start = cuaio_now_ns()
         let n = cb.pointee.aio_nbytes
         let offset = Int64(cb.pointee.aio_offset)

@@ -85,6 +85,11 @@ public final class Engine: @unchecked Sendable {
     /// An inline read taking longer than this plus 0.5 ns per byte (2 GB/s) did not just copy
     /// from the page cache (ReadHint).
     static let inlineCopyBudgetNs: UInt64 = 5_000
+    /// The largest read tried inline, and the largest the ring may do inside io_uring_enter: a
+    /// copy of 256 KiB from the page cache takes some 20 to 60 us here, a 32 MiB one 10 ms, which
+    /// an asynchronous call must not spend on its caller's thread. Larger reads go to a worker
+    /// (io-wq with IOSQE_ASYNC, or the pool), where several run in parallel.
+    public static let inlineMaxBytes = 256 << 10
 
     /// `restrictRingTo`, `ringBackstopMs`: tests only, see URingBackend.init.
     /// `publish`: map the stats region (the process-wide engine only; UAIO_STATS permitting).

@@ -260,6 +260,11 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         default:
             _ = cuaio_op_prep(sqe, s.pointee.cb)  // takesLocked let only those with an opcode here
         }
+        // A large read or write would be done inside io_uring_enter when its pages are cached:
+        // straight to io-wq instead, so that the submitter is not held (Engine.inlineMaxBytes).
+        if (s.pointee.opcode == .read || s.pointee.opcode == .write) && s.pointee.nbytes > Engine.inlineMaxBytes {
+            sqe.pointee.flags |= UInt8(1 << IOSQE_ASYNC_BIT)  // IOSQE_ASYNC
+        }
         io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
         // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.
         s.pointee.state = .running
