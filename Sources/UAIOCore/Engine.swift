@@ -246,10 +246,11 @@ public final class Engine: @unchecked Sendable {
 
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
         var e = validateAndQueue(cb, opcode, group: group, &deferred)
-        // EBADF (a closed fd, or one not open for the direction) is reported as glibc reports it:
-        // the submission succeeds, and aio_error says EBADF, after which the notification comes.
+        // EBADF (a closed fd, or one not open for the direction) of a read or write is reported
+        // as glibc reports it: the submission succeeds, and aio_error says EBADF, after which the
+        // notification comes. glibc's aio_fsync checks its fd itself and fails at once: so do we.
         // Never for an aiocb still in flight: the live request keeps it.
-        if case .badFD? = e, !opcode.isExtended, !cb.isInProgress(pid: pid),
+        if case .badFD? = e, !opcode.isExtended, !opcode.isSync, !cb.isInProgress(pid: pid),
            let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) })
         {
             deferred.deliveries.append(endInline(cb, opcode, .failure(.badFD), notification, latencyNs: 0))

@@ -30,9 +30,9 @@ int main(void) {
     struct aiocb *volatile null_cb = NULL;
     CHECK_ERRNO(aio_fsync(O_SYNC, null_cb), EINVAL);
     cb.aio_fildes = open("/dev/null", O_RDONLY);
-    CHECK_DEFERRED(aio_fsync(O_SYNC, &cb), &cb, EBADF);
+    CHECK_ERRNO(aio_fsync(O_SYNC, &cb), EBADF);
     cb.aio_fildes = -1;
-    CHECK_DEFERRED(aio_fsync(O_DSYNC, &cb), &cb, EBADF);
+    CHECK_ERRNO(aio_fsync(O_DSYNC, &cb), EBADF); /* at once, as glibc: only reads and writes defer it */
 
     for (int round = 0; round < 3; round++) {
         checked = 0;

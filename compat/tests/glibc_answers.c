@@ -1,5 +1,6 @@
 /* Where POSIX allows two answers, glibc's: EBADF comes through aio_error (with the
- * notification) and not from the submission; aio_fsync ignores every field but aio_fildes and
+ * notification) and not from the submission of a read or write (aio_fsync fails at once, as
+ * glibc's does); aio_fsync ignores every field but aio_fildes and
  * aio_sigevent (garbage offset, size and buffer are no error and no crash); lio_listio(LIO_WAIT)
  * is -1/EIO when an entry fails while running; LIO_NOWAIT is 0 with a bad entry, whose own
  * aio_error says why; an aiocb already in flight, listed again, keeps its live request. */
@@ -22,6 +23,11 @@ int main(void) {
     CHECK(notified == 5, "the EBADF request notified: %d", notified);
     t_prep(&cb, -1, buf, sizeof buf);
     CHECK_DEFERRED(aio_write(&cb), &cb, EBADF);
+    /* glibc's aio_fsync checks its fd itself: -1/EBADF at once, for -1 and for a closed fd. */
+    CHECK_ERRNO(aio_fsync(O_SYNC, &cb), EBADF);
+    t_prep(&cb, 500, buf, sizeof buf);
+    CHECK(fcntl(500, F_GETFD) == -1, "fd 500 is closed");
+    CHECK_ERRNO(aio_fsync(O_DSYNC, &cb), EBADF);
 
     /* aio_fsync with every field but aio_fildes garbage. */
     int fd = t_temp_file(4096);
