@@ -110,9 +110,8 @@ int main(void) {
     printf("%d waits: %d interrupted, %d signals caught in a wait that went on (and %d where the thread was preempted)\n",
            trials, interrupted, missed, excused);
     int signals = interrupted + missed + excused;
-    /* At most 1%: the defect this test was written for missed 40 to 75%. A rare miss (1 or 2 of
-     * about 500, in about 1 run of 8 here, on this build and the ones before) is known and open
-     * (README, Not done yet): a bound, not a pass, until it is found. */
+    /* At most 1%: a wait that does not block signals misses 40 to 75%. A rare miss (1 or 2 of
+     * about 500, in about 1 run of 8 here) is known and open (README, Not done yet). */
     CHECK(missed * 100 <= signals, "%d of %d signals did not interrupt the wait that caught them", missed, signals);
     CHECK(excused * 20 <= signals, "%d of %d signals were caught by a preempted thread and did not interrupt its wait",
           excused, signals);
