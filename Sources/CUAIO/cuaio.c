@@ -241,10 +241,55 @@ static void fork_parent(void) {
     pthread_mutex_unlock(&engine_creation);
 }
 
+/* A thread's ring requests (URingBackend+Exit.swift): how many are in the kernel's hands
+ * (written under the engine lock by the threads that submit and reap them; read by this thread
+ * alone without it, relaxed, as a hint), and the engine they are in. Initial-exec: the first
+ * access of a dynamic TLS block may allocate. The key's destructor runs when the thread exits,
+ * and hands what is left over to the engine (`exit_hook`), which waits for it. */
+struct thread_ring {
+    uint32_t in_flight;
+    int registered, exiting;
+    void *engine;
+};
+static __thread struct thread_ring thread_ring __attribute__((tls_model("initial-exec")));
+static pthread_key_t thread_ring_key;
+static pthread_once_t thread_ring_once = PTHREAD_ONCE_INIT;
+static int thread_ring_key_ok;
+static void (*exit_hook)(void *, uint32_t *);
+
+static void thread_ring_end(void *record) {
+    struct thread_ring *t = record;
+    t->exiting = 1;
+    void (*hook)(void *, uint32_t *) = __atomic_load_n(&exit_hook, __ATOMIC_ACQUIRE);
+    if (hook && t->engine && __atomic_load_n(&t->in_flight, __ATOMIC_RELAXED) > 0) hook(t->engine, &t->in_flight);
+}
+
+static void thread_ring_key_create(void) { thread_ring_key_ok = pthread_key_create(&thread_ring_key, thread_ring_end) == 0; }
+
+void cuaio_set_thread_exit_hook(void (*hook)(void *, uint32_t *)) { __atomic_store_n(&exit_hook, hook, __ATOMIC_RELEASE); }
+
+uint32_t *cuaio_thread_ring(void *engine) {
+    struct thread_ring *t = &thread_ring;
+    if (t->exiting) return NULL;
+    if (t->engine != engine) {
+        if (__atomic_load_n(&t->in_flight, __ATOMIC_RELAXED) > 0) return NULL;
+        t->engine = engine;
+    }
+    if (!t->registered) {
+        pthread_once(&thread_ring_once, thread_ring_key_create);
+        if (!thread_ring_key_ok || pthread_setspecific(thread_ring_key, t) != 0) return NULL;
+        t->registered = 1;
+    }
+    return &t->in_flight;
+}
+
 static void (*fork_child_hook)(void);
 static void fork_child(void) {
     fork_took_lock = 0;
     __atomic_store_n(&creating, 0, __ATOMIC_RELAXED);
+    /* The parent's ring requests are not this child's. */
+    thread_ring.in_flight = 0;
+    thread_ring.engine = NULL;
     fork_child_hook();
 }
 

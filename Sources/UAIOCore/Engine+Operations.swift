@@ -37,8 +37,10 @@ extension Engine {
             }
         }
         // The ring takes it unless its arguments do not fit an SQE (routes never change for
-        // these: the ring does not send them back). Elsewhere, the pool needs the identity.
+        // these: the ring does not send them back) or this thread is exiting (URingBackend+Exit).
+        // Elsewhere, the pool needs the identity.
         let onRing = uring?.routes(opcode) == true && cuaio_op_ring_fits(cb) != 0
+            && cuaio_thread_ring(Unmanaged.passUnretained(self).toOpaque()) != nil
         var creds = cuaio_creds()
         let keepsCredentials = opcode.needsCredentials && !onRing
         if keepsCredentials {

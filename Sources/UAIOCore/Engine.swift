@@ -553,6 +553,7 @@ public final class Engine: @unchecked Sendable {
                     canceled += 1
                 case .running:
                     if s.pointee.backend == .uring {
+                        s.pointee.cancel = .requested  // so that a hand-over does not re-issue it
                         inKernel.append(URingBackend.token(r, s.pointee.generation))
                     } else if pool.interruptLocked(r) {
                         interrupted.append((r, s.pointee.generation))
@@ -586,10 +587,18 @@ public final class Engine: @unchecked Sendable {
             for token in inKernel {
                 if uring.cancel(token: token) {
                     canceled += 1
-                    _ = waitForCompletions(deadlineNs: nil) { !isLive(token) }
+                    // Until its CQE is in, signals or not: AIO_CANCELED says aio_error is ECANCELED.
+                    while waitForCompletions(deadlineNs: nil, until: { !isLive(token) }) != nil {}
                 } else {
                     uring.drain()  // it may have just completed: then it is done, not running
-                    if isLive(token) { running += 1 }
+                    let live = lock.withLock {
+                        let s = requests[UInt32(truncatingIfNeeded: token)]
+                        guard s.pointee.state != .free, s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
+                        else { return false }
+                        if s.pointee.backend == .uring { s.pointee.cancel = .none }  // not stopped: as before
+                        return true
+                    }
+                    if live { running += 1 }
                 }
             }
         }

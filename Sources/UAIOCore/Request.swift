@@ -168,8 +168,7 @@ let nilIndex = UInt32.max
 
 /// One request. Lists are threaded through slots by index, so queueing never allocates.
 struct RequestSlot {
-    // Laid out by hand: the one-byte fields share the gap before `buffer`, so that a slot is
-    // 136 bytes, as before the cancellation fields came.
+    // Laid out by hand: the one-byte fields share the gap before `buffer` (a slot is 144 bytes).
     var cb: UnsafeMutablePointer<aiocb>? = nil
     var generation: UInt32 = 0
     var state: RequestState = .free
@@ -193,6 +192,9 @@ struct RequestSlot {
     var hasCredentials = false
     /// Goes to the reap queue when it completes (Engine+Reap).
     var reapable = false
+    /// Cancelled on the ring because its submitter exits: re-issued on the pool if that moved
+    /// no data (URingBackend+Exit.swift).
+    var handOver = false
     var buffer: UnsafeMutableRawPointer? = nil
     /// Bytes; for readv/writev, the number of iovecs at `buffer`.
     var nbytes = 0
@@ -217,6 +219,9 @@ struct RequestSlot {
     /// The free list link.
     var nextFree = nilIndex
     var submittedNs: UInt64 = 0
+    /// On the ring: the count of ring requests of the thread that submitted it, in that
+    /// thread's TLS (cuaio_thread_ring), which outlives it (URingBackend+Exit.swift).
+    var owner: UnsafeMutablePointer<UInt32>? = nil
 
     /// readv/writev: `buffer` as the iovec array.
     var iovecs: UnsafePointer<iovec>? { UnsafePointer(buffer?.assumingMemoryBound(to: iovec.self)) }

@@ -111,6 +111,15 @@ extension URingBackend {
               s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
         else { return }
         leaveLocked(s)
+        if s.pointee.handOver {  // its submitter exits (URingBackend+Exit.swift)
+            s.pointee.handOver = false
+            if s.pointee.cancel == .none && (res == -ECANCELED || res == -EINTR) {  // moved nothing
+                s.pointee.backend = .pool
+                s.pointee.state = .queued
+                engine.pool.enqueueLocked(r, &deferred)
+                return
+            }
+        }
         if reissue || Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued) {
             if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
@@ -134,6 +143,10 @@ extension URingBackend {
 
     /// Request `s` leaves the kernel's hands (engine lock held).
     func leaveLocked(_ s: UnsafeMutablePointer<RequestSlot>) {
+        if let owner = s.pointee.owner {
+            cuaio_store_u32_relaxed(owner, cuaio_load_u32_relaxed(owner) - 1)
+            s.pointee.owner = nil
+        }
         inFlight -= 1
         if inFlight == 0 { cuaio_store_u64_relaxed(submitters, 0) }
         engine.stats?.publishRing(inFlight: inFlight)
@@ -499,7 +512,8 @@ extension URingBackend {
                 if live {
                     var startsThread = false
                     if case .thread = s.pointee.notification { startsThread = true }
-                    if startsThread || s.pointee.group != nilIndex || engine.files.completionReadies(s, requests: engine.requests)
+                    if startsThread || s.pointee.handOver || s.pointee.group != nilIndex
+                        || engine.files.completionReadies(s, requests: engine.requests)
                         || Self.refused(s.pointee.opcode, res, reissued: false)
                     {
                         handBack = true

@@ -168,6 +168,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         routed = Opcode.allCases.map { op in table.contains { $0.opcode == op && $0.backend == .uring } }
         initialRoutes = routed
         syncEventFD()  // off: no need yet
+        Self.installExitHook()
     }
 
     private static func restrict(_ ring: UnsafeMutablePointer<io_uring>, to allowed: Set<Opcode>) {
@@ -225,6 +226,13 @@ final class URingBackend: IOBackend, @unchecked Sendable {
 
     func enqueueLocked(_ r: UInt32, _ deferred: inout Deferred) {
         let s = engine.requests[r]
+        // The request becomes this thread's in the kernel: counted, so that its exit waits
+        // (URingBackend+Exit.swift). A thread already exiting, or without a count: the pool.
+        guard let owner = cuaio_thread_ring(Unmanaged.passUnretained(engine).toOpaque()) else {
+            s.pointee.backend = .pool
+            engine.pool.enqueueLocked(r, &deferred)
+            return
+        }
         if !deferred.holdsSQ {
             // Lock order: engine, then SQ. The SQ lock outlives the engine lock's hold until
             // afterUnlock; whoever blocks on it meanwhile waits for one io_uring_enter.
@@ -269,6 +277,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         // In the kernel's hands from here: cancellation goes through IORING_OP_ASYNC_CANCEL.
         s.pointee.state = .running
         s.pointee.backend = .uring
+        s.pointee.owner = owner
+        cuaio_store_u32_relaxed(owner, cuaio_load_u32_relaxed(owner) + 1)  // (engine lock: the hint's writer)
         noteSubmitterLocked()
         inFlight += 1
         engine.stats?.publishRing(inFlight: inFlight)

@@ -83,6 +83,9 @@ static inline uint32_t cuaio_cb_tag_load(struct aiocb *cb, int i) {
 static inline void cuaio_cb_tag_store(struct aiocb *cb, int i, uint32_t v) {
     __atomic_store_n(cuaio_cb_tag(cb) + i, v, __ATOMIC_RELEASE);
 }
+/// Tag word 1 of a completed aiocb whose completion went to the reap queue (word 2: its
+/// ticket's low 32 bits): Engine+Reap.swift, reap.c.
+#define CUAIO_TAG_REAP_QUEUED 0xFFFFFFFEu
 static inline int cuaio_cb_tag_cas(struct aiocb *cb, int i, uint32_t expected, uint32_t desired) {
     return __atomic_compare_exchange_n(cuaio_cb_tag(cb) + i, &expected, desired, 0, __ATOMIC_ACQ_REL,
                                        __ATOMIC_ACQUIRE);
@@ -214,6 +217,13 @@ void cuaio_write_stderr(const char *line);
 /// also waits for an engine build in progress (cuaio.c).
 void cuaio_register_atfork(void (*child)(void));
 
+/// This thread's count of ring requests in `engine` (URingBackend+Exit.swift), set up on
+/// first use so that its exit waits for them: NULL when the thread is exiting, when it still
+/// has requests in another engine (tests build several), or when no key could be made.
+uint32_t *cuaio_thread_ring(void *engine);
+/// What a thread's exit calls while its count is not 0: `hook(engine, count)`.
+void cuaio_set_thread_exit_hook(void (*hook)(void *engine, uint32_t *count));
+
 /// glibc's struct aioinit, which <aio.h> declares only under _GNU_SOURCE.
 struct cuaio_aioinit {
     int aio_threads, aio_num, aio_locks, aio_usedba, aio_debug, aio_numusers, aio_idle_time, aio_reserved;
@@ -254,11 +264,14 @@ int cuaio_op_prep(void *sqe, const void *uaiocb);
 int cuaio_op_ring_fits(const void *uaiocb);
 
 #define CUAIO_INLINE_GROUPS 16
-/// A thread's file-system identity: fsuid, fsgid, supplementary groups.
+/// A thread's file-system identity: fsuid, fsgid, supplementary groups, and its capability
+/// sets (capget's two 32-bit words each; `caps_known` 0 when capget failed).
 struct cuaio_creds {
     uint32_t fsuid, fsgid;
     int ngroups;
     int switched;
+    int caps_known, caps_switched;
+    uint32_t effective[2], permitted[2], inheritable[2];
     gid_t *heap_groups;  /* malloc'ed past CUAIO_INLINE_GROUPS, else NULL: the list is inline */
     gid_t inline_groups[CUAIO_INLINE_GROUPS];
 };
