@@ -12,7 +12,10 @@
 // (capacity completions left unreaped) drops it: counted in `dropped`.
 //
 // Why a consumer never gets a wrong cb: it reads the cb between its load of `ready` and its
-// CAS; a producer reusing the entry CASes the state word first, so that CAS fails.
+// CAS; a producer reusing the entry CASes the state word first, so that CAS fails. And it
+// hands out a cb only if the aiocb's tag still names the entry's ticket: a program that
+// submitted the aiocb again without aio_return (or cleared it) overwrote that result, and the
+// new request comes out with its own (the old entry is counted in `stale`).
 #define _GNU_SOURCE
 #include "cuaio.h"
 
@@ -27,7 +30,8 @@
 #include <unistd.h>
 
 // HANDED: aio_waitn took it and its result waits for aio_return. TAKEN: reaped for good.
-enum { HANDED = 0, WRITING = 1, READY = 2, TAKEN = 3 };
+// TAKEN is 0, so that a fresh mapping reads as "ticket 0, taken" everywhere, unwritten.
+enum { TAKEN = 0, WRITING = 1, READY = 2, HANDED = 3 };
 
 struct entry {
     _Atomic uint64_t state;
@@ -39,7 +43,7 @@ struct cuaio_reapq {
     uint64_t head;              // consumers (lock): the oldest ticket not yet passed
     _Atomic int64_t ready;      // entries ready
     _Atomic uint64_t dropped;
-    _Atomic uint64_t stale;     // taken by aio_waitcomplete, yet its result was gone: never, unless a program reaps twice
+    _Atomic uint64_t stale;     // taken, yet its aiocb no longer held it: reused or reaped twice by the program
     _Atomic int eventfd;        // -1 until uaio_eventfd()
     pthread_mutex_t lock;
     uint64_t mask;
@@ -58,12 +62,12 @@ struct cuaio_reapq *cuaio_reapq_create(uint32_t capacity) {
     q->mask = n - 1;
     atomic_store_explicit(&q->eventfd, -1, memory_order_relaxed);
     pthread_mutex_init(&q->lock, NULL);
-    // Tickets start at n, and every entry as "ticket 0, taken": a consumer that reaches a
-    // ticket whose producer has not claimed its entry yet sees an older ticket there and waits,
-    // never mistaking the initial word for a request already taken.
+    // Tickets start at n, and every entry as "ticket 0, taken" (the mapping's zeros: its pages
+    // cost nothing until a producer reaches them): a consumer that reaches a ticket whose
+    // producer has not claimed its entry yet sees an older ticket there and waits, never
+    // mistaking the initial word for a request already taken.
     atomic_store_explicit(&q->tail, n, memory_order_relaxed);
     q->head = n;
-    for (uint64_t i = 0; i < n; i++) q->entries[i].state = word(0, TAKEN);
     return q;
 }
 
@@ -145,7 +149,12 @@ int cuaio_reapq_take(struct cuaio_reapq *q, struct aiocb **out, int max, int han
                 continue;
             }
             left_ready(q);
-            out[n++] = cb;
+            // The aiocb still holds this completion: not if the program submitted it again
+            // without aio_return (its tag then names the new request; the old result is gone).
+            if (cuaio_cb_tag_load(cb, 1) == CUAIO_TAG_REAP_QUEUED && cuaio_cb_tag_load(cb, 2) == (uint32_t)t)
+                out[n++] = cb;
+            else
+                atomic_fetch_add_explicit(&q->stale, 1, memory_order_relaxed);
         } else if (t < i || (t == i && (s & 3) == WRITING)) {
             advancing = 0;  // not claimed yet, or its result not visible yet: later
             continue;

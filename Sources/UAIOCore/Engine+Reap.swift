@@ -15,7 +15,7 @@ import Glibc
 
 extension AIOCBTag {
     /// In tag word 1 of a completed aiocb whose request went to the reap queue (word 2: its ticket).
-    static let reapQueued: UInt32 = 0xFFFF_FFFE
+    static let reapQueued = UInt32(CUAIO_TAG_REAP_QUEUED)
 }
 
 extension Engine {

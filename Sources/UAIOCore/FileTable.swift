@@ -102,6 +102,8 @@ enum ReadHint: UInt32 {
 
 final class FileTable {
     let files: SlotPool<FileState>
+    /// Hash chain heads, stored complemented (`head`), so that the mapping's zeros read as
+    /// empty chains and its pages cost nothing until a file hashes there.
     private let buckets: UnsafeMutablePointer<UInt32>
     private let bucketMask: UInt32
     private let fds: UnsafeMutablePointer<FDEntry>
@@ -117,8 +119,8 @@ final class FileTable {
         var n = 64
         while n < capacity { n <<= 1 }
         bucketMask = UInt32(n - 1)
-        buckets = .allocate(capacity: n)
-        buckets.initialize(repeating: nilIndex, count: n)
+        guard let heads = system_mmapAnonymous(n * 4) else { return nil }
+        buckets = heads.bindMemory(to: UInt32.self, capacity: n)
         guard let raw = system_mmapAnonymous(Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride) else { return nil }
         fds = raw.bindMemory(to: FDEntry.self, capacity: Int(Self.cachedFDs))
         guard let hints = system_mmapAnonymous(Int(Self.cachedFDs) * 4) else { return nil }
@@ -160,7 +162,7 @@ final class FileTable {
     func attach(fd: CInt, status st: FileIdentity, kind: FileKind, flags: CInt) -> FDEntry? {
         let dev = st.device, ino = st.inode
         let b = bucket(dev, ino)
-        var i = buckets[b]
+        var i = head(b)
         while i != nilIndex {
             let f = files[i]
             if f.pointee.device == dev && f.pointee.inode == ino { break }
@@ -172,8 +174,8 @@ final class FileTable {
             f.pointee.device = dev
             f.pointee.inode = ino
             f.pointee.kind = kind
-            f.pointee.hashNext = buckets[b]
-            buckets[b] = n
+            f.pointee.hashNext = head(b)
+            setHead(b, n)
             i = n
         }
         var e = FDEntry(file: i, fileGeneration: files[i].pointee.generation, flags: flags)
@@ -185,6 +187,9 @@ final class FileTable {
         return e
     }
 
+    private func head(_ b: Int) -> UInt32 { ~buckets[b] }
+    private func setHead(_ b: Int, _ i: UInt32) { buckets[b] = ~i }
+
     private func bucket(_ dev: UInt64, _ ino: UInt64) -> Int {
         Int(UInt32(truncatingIfNeeded: ((ino ^ dev &* 31) &* 0x9E37_79B9_7F4A_7C15) >> 32) & bucketMask)
     }
@@ -194,10 +199,10 @@ final class FileTable {
         let f = files[i]
         let dev = f.pointee.device, ino = f.pointee.inode
         let b = bucket(dev, ino)
-        if buckets[b] == i {
-            buckets[b] = f.pointee.hashNext
+        if head(b) == i {
+            setHead(b, f.pointee.hashNext)
         } else {
-            var p = buckets[b]
+            var p = head(b)
             while files[p].pointee.hashNext != i { p = files[p].pointee.hashNext }
             files[p].pointee.hashNext = f.pointee.hashNext
         }

@@ -385,20 +385,28 @@ private func system_extendedRemoveTree(_ path: String) -> Bool {
 
     /// The queue itself: a request whose producer has not published it yet holds nothing
     /// back; aio_return takes its own entry first; an entry aio_waitn handed out is still
-    /// aio_return's; one aio_waitcomplete took is not.
+    /// aio_return's; one aio_waitcomplete took is not; an aiocb submitted again (its tag names
+    /// another request) is not handed out for its old completion.
     @Test func theReapQueueAlone() {
         let q = cuaio_reapq_create(16)!
         let cbs = UnsafeMutablePointer<aiocb>.allocate(capacity: 4)
+        cbs.initialize(repeating: aiocb(), count: 4)
         defer { cbs.deallocate() }
         var out = [UnsafeMutablePointer<aiocb>?](repeating: nil, count: 4)
-        let t0 = cuaio_reapq_reserve(q, cbs), t1 = cuaio_reapq_reserve(q, cbs + 1)
+        func reserve(_ cb: UnsafeMutablePointer<aiocb>) -> UInt64 {  // as Engine.storeResult tags it
+            let t = cuaio_reapq_reserve(q, cb)
+            cuaio_cb_tag_store(cb, 1, AIOCBTag.reapQueued)
+            cuaio_cb_tag_store(cb, 2, UInt32(truncatingIfNeeded: t))
+            return t
+        }
+        let t0 = reserve(cbs), t1 = reserve(cbs + 1)
         cuaio_reapq_commit(q, t1)  // t0's producer is still between reserve and commit
         #expect(cuaio_reapq_take(q, &out, 4, 0) == 1 && out[0] == cbs + 1)
         cuaio_reapq_commit(q, t0)
         #expect(cuaio_reapq_ready(q) == 1)
         #expect(cuaio_reapq_reap(q, UInt32(truncatingIfNeeded: t0)) == 1)  // aio_return first
         #expect(cuaio_reapq_take(q, &out, 4, 0) == 0 && cuaio_reapq_ready(q) == 0)
-        let t2 = cuaio_reapq_reserve(q, cbs + 2), t3 = cuaio_reapq_reserve(q, cbs + 3)
+        let t2 = reserve(cbs + 2), t3 = reserve(cbs + 3)
         cuaio_reapq_commit(q, t2)
         cuaio_reapq_commit(q, t3)
         #expect(cuaio_reapq_take(q, &out, 1, 1) == 1 && out[0] == cbs + 2)  // aio_waitn
@@ -406,6 +414,10 @@ private func system_extendedRemoveTree(_ path: String) -> Bool {
         #expect(cuaio_reapq_take(q, &out, 4, 0) == 1 && out[0] == cbs + 3)  // aio_waitcomplete
         #expect(cuaio_reapq_reap(q, UInt32(truncatingIfNeeded: t3)) == 0)  // not aio_return's
         #expect(cuaio_reapq_dropped(q) == 0 && cuaio_reapq_ready(q) == 0)
+        let t4 = reserve(cbs)
+        cuaio_reapq_commit(q, t4)
+        cuaio_cb_tag_store(cbs, 1, 7)  // submitted again: slot 7
+        #expect(cuaio_reapq_take(q, &out, 4, 0) == 0 && cuaio_reapq_stale(q, 0) == 1 && cuaio_reapq_ready(q) == 0)
     }
 
     /// Requests in flight when reaping starts (a program that found aio_waitcomplete with

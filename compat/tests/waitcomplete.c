@@ -120,10 +120,29 @@ int main(void) {
     CHECK(uaio_submit(&sx) == 0, "uaio_submit");
     CHECK(aio_waitcomplete(&cb, NULL) == 0 && cb == &sx.aiocb && S_ISDIR(st.stx_mode), "statx via waitcomplete");
 
+    /* 8. An aiocb submitted again before anyone reaped its completion (no aio_return): the
+     *    old completion is gone with the old result, and the new request comes out once, with
+     *    its own result, when it completes. */
+    t_prep(&cbs[0], fd, buf[0], 512);
+    CHECK(aio_read(&cbs[0]) == 0, "aio_read");
+    while (aio_error(&cbs[0]) == EINPROGRESS) usleep(100);
+    t_prep(&cbs[0], p[0], one, 1);
+    CHECK(aio_read(&cbs[0]) == 0, "aio_read again");
+    struct timespec short_wait = {0, 50 * 1000 * 1000};
+    errno = 0;
+    ssize_t r8 = aio_waitcomplete(&cb, &short_wait);
+    CHECK(r8 == -1 && errno == EAGAIN && aio_error(&cbs[0]) == EINPROGRESS,
+          "the reused aiocb came out before its new request completed (%zd, errno %d)", r8, errno);
+    CHECK(write(p[1], "y", 1) == 1, "write");
+    r8 = aio_waitcomplete(&cb, NULL);
+    CHECK(r8 == 1 && cb == &cbs[0] && one[0] == 'y', "the new request: %zd", r8);
+    zero = (struct timespec){0, 0};
+    CHECK(aio_waitcomplete(&cb, &zero) == -1 && errno == EAGAIN, "a second completion came out");
+
     close(p[0]);
     close(p[1]);
     close(fd);
-    t_require_uaio(19);
+    t_require_uaio(21);
     printf("waitcomplete: %s reads, pipe, errors, aio_return mixed, aio_waitn, eventfd\n",
            t_on_ring("read") ? "ring" : "pool");
     return T_EXIT_PASS;
