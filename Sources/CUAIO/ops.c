@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -198,20 +199,50 @@ static gid_t *groups_of(const struct cuaio_creds *c) {
     return c->heap_groups ? c->heap_groups : (gid_t *)c->inline_groups;
 }
 
+// Capabilities are per thread, like the fs ids: capget/capset of this thread (pid 0).
+static int caps_get(struct cuaio_creds *c) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) != 0) return 0;
+    for (int i = 0; i < 2; i++) {
+        c->effective[i] = d[i].effective;
+        c->permitted[i] = d[i].permitted;
+        c->inheritable[i] = d[i].inheritable;
+    }
+    return 1;
+}
+
+static int caps_set_effective(const struct cuaio_creds *c, const uint32_t effective[2]) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    for (int i = 0; i < 2; i++) {
+        d[i].effective = effective[i];
+        d[i].permitted = c->permitted[i];
+        d[i].inheritable = c->inheritable[i];
+    }
+    return syscall(SYS_capset, &h, d) == 0 ? 0 : -errno;
+}
+
 int cuaio_creds_take(struct cuaio_creds *c) {
     c->fsuid = (uint32_t)syscall(SYS_setfsuid, -1);  // an invalid id changes nothing: the current one
     c->fsgid = (uint32_t)syscall(SYS_setfsgid, -1);
+    c->caps_known = caps_get(c);
+    c->caps_switched = 0;
     c->heap_groups = NULL;
     c->ngroups = 0;
     for (;;) {
         long n = syscall(SYS_getgroups, 0, NULL);
-        if (n < 0) return -errno;
         free(c->heap_groups);
         c->heap_groups = NULL;
+        if (n < 0) return -errno;
         if (n > CUAIO_INLINE_GROUPS && !(c->heap_groups = malloc((size_t)n * sizeof(gid_t)))) return -ENOMEM;
         long got = syscall(SYS_getgroups, n, groups_of(c));
         if (got >= 0) { c->ngroups = (int)got; return 0; }
-        if (errno != EINVAL) return -errno;  // EINVAL: the list grew meanwhile
+        if (errno != EINVAL) {  // (EINVAL: the list grew meanwhile: again)
+            int e = -errno;
+            cuaio_creds_release(c);  // a failure holds nothing: cuaio_creds_enter's callers free nothing
+            return e;
+        }
     }
 }
 
@@ -226,12 +257,8 @@ static int same_groups(const struct cuaio_creds *a, const struct cuaio_creds *b)
            memcmp(groups_of(a), groups_of(b), (size_t)a->ngroups * sizeof(gid_t)) == 0;
 }
 
-// Per-thread raw system calls: glibc's setgroups/setfsuid wrappers would change every thread.
-int cuaio_creds_enter(const struct cuaio_creds *want, struct cuaio_creds *saved) {
-    saved->switched = 0;
-    int e = cuaio_creds_take(saved);
-    if (e) return e;
-    if (saved->fsuid == want->fsuid && saved->fsgid == want->fsgid && same_groups(saved, want)) return 0;
+static int switch_ids(const struct cuaio_creds *want, struct cuaio_creds *saved) {
+    int e;
     saved->switched = 1;
     if (!same_groups(saved, want) && syscall(SYS_setgroups, (size_t)want->ngroups, groups_of(want)) != 0) {
         e = -errno;
@@ -248,6 +275,31 @@ int cuaio_creds_enter(const struct cuaio_creds *want, struct cuaio_creds *saved)
     return 0;
 }
 
+// Per-thread raw system calls: glibc's setgroups/setfsuid wrappers would change every thread.
+// The effective capabilities last, since setfsuid() drops or raises the file-system ones: the
+// submitter's, within what this thread may hold (a capability the submitter has and the worker
+// does not is missing; one the submitter dropped is never used for it).
+int cuaio_creds_enter(const struct cuaio_creds *want, struct cuaio_creds *saved) {
+    saved->switched = 0;
+    int e = cuaio_creds_take(saved);
+    if (e) return e;
+    if (saved->fsuid != want->fsuid || saved->fsgid != want->fsgid || !same_groups(saved, want)) {
+        e = switch_ids(want, saved);
+        if (e) return e;
+    }
+    if (!want->caps_known || !saved->caps_known) return 0;
+    struct cuaio_creds now;
+    if (!caps_get(&now)) return 0;
+    uint32_t effective[2] = {want->effective[0] & now.permitted[0], want->effective[1] & now.permitted[1]};
+    if (effective[0] == now.effective[0] && effective[1] == now.effective[1]) return 0;
+    saved->caps_switched = 1;
+    if ((e = caps_set_effective(&now, effective)) != 0) {
+        cuaio_creds_leave(saved);
+        return e;
+    }
+    return 0;
+}
+
 void cuaio_creds_leave(struct cuaio_creds *saved) {
     if (saved->switched) {
         // Back to this thread's effective ids, read now: a setuid() or setgid() of the process
@@ -258,6 +310,8 @@ void cuaio_creds_leave(struct cuaio_creds *saved) {
         if (syscall(SYS_getresgid, &gr, &ge, &gs) == 0) syscall(SYS_setfsgid, ge);
         if (syscall(SYS_getresuid, &r, &e, &s) == 0) syscall(SYS_setfsuid, e);
     }
+    if (saved->caps_switched) caps_set_effective(saved, saved->effective);
     saved->switched = 0;
+    saved->caps_switched = 0;
     cuaio_creds_release(saved);
 }
