@@ -71,6 +71,11 @@ struct cuaio_reapq *cuaio_reapq_create(uint32_t capacity) {
     return q;
 }
 
+void cuaio_reapq_destroy(struct cuaio_reapq *q) {
+    pthread_mutex_destroy(&q->lock);
+    munmap(q, sizeof(struct cuaio_reapq) + (size_t)(q->mask + 1) * sizeof(struct entry));
+}
+
 // Readable while entries are ready: raised on 0 -> 1, lowered on 1 -> 0, and after lowering
 // raised again if a producer got in between (so a readiness is never lost; a spurious one
 // can be seen, as epoll users expect).

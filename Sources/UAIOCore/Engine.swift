@@ -97,11 +97,18 @@ public final class Engine: @unchecked Sendable {
           ringBackstopMs: CInt = URingBackend.defaultBackstopMs, publish: Bool = false)
     {
         let n = configuration.maxRequests.value
-        guard let requests = SlotPool<RequestSlot>(capacity: n), let groups = SlotPool<ListGroup>(capacity: n),
-              let files = FileTable(capacity: n),
-              let creds = system_mmapAnonymous(n * MemoryLayout<cuaio_creds>.stride),
-              let queue = cuaio_reapq_create(UInt32(clamping: 2 * n))
-        else { return nil }
+        let requests = SlotPool<RequestSlot>(capacity: n), groups = SlotPool<ListGroup>(capacity: n)
+        let files = FileTable(capacity: n), creds = system_mmapAnonymous(n * MemoryLayout<cuaio_creds>.stride)
+        let queue = cuaio_reapq_create(UInt32(clamping: 2 * n))
+        guard let requests, let groups, let files, let creds, let queue else {
+            // Nothing stays mapped: the next call tries again, and must not leak as much again.
+            requests?.unmap()
+            groups?.unmap()
+            files?.unmap()
+            if let creds { munmap(creds, n * MemoryLayout<cuaio_creds>.stride) }
+            if let queue { cuaio_reapq_destroy(queue) }
+            return nil
+        }
         reapQueue = queue
         reapOn = .allocate(capacity: 1)
         reapOn.initialize(to: publish && cuaio_program_imports_reaping() == 1 ? 1 : 0)

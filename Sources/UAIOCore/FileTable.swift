@@ -119,12 +119,29 @@ final class FileTable {
         var n = 64
         while n < capacity { n <<= 1 }
         bucketMask = UInt32(n - 1)
-        guard let heads = system_mmapAnonymous(n * 4) else { return nil }
+        let heads = system_mmapAnonymous(n * 4)
+        let raw = system_mmapAnonymous(Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride)
+        let hints = system_mmapAnonymous(Int(Self.cachedFDs) * 4)
+        guard let heads, let raw, let hints else {
+            for (p, bytes) in [(heads, n * 4), (raw, Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride),
+                               (hints, Int(Self.cachedFDs) * 4)]
+            {
+                if let p { munmap(p, bytes) }
+            }
+            files.unmap()
+            return nil
+        }
         buckets = heads.bindMemory(to: UInt32.self, capacity: n)
-        guard let raw = system_mmapAnonymous(Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride) else { return nil }
         fds = raw.bindMemory(to: FDEntry.self, capacity: Int(Self.cachedFDs))
-        guard let hints = system_mmapAnonymous(Int(Self.cachedFDs) * 4) else { return nil }
         readHints = hints.bindMemory(to: UInt32.self, capacity: Int(Self.cachedFDs))
+    }
+
+    /// Gives the mappings back: only for a table no request ever used (a failed engine build).
+    func unmap() {
+        munmap(buckets, (Int(bucketMask) + 1) * 4)
+        munmap(fds, Int(Self.cachedFDs) * MemoryLayout<FDEntry>.stride)
+        munmap(readHints, Int(Self.cachedFDs) * 4)
+        files.unmap()
     }
 
     /// The cached entry for `fd`, if its file still has requests in flight.

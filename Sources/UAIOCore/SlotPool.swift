@@ -30,6 +30,9 @@ final class SlotPool<Slot: Poolable> {
 
     @inline(__always) subscript(_ i: UInt32) -> UnsafeMutablePointer<Slot> { base + Int(i) }
 
+    /// Gives the mapping back: only for a table no request ever used (a failed engine build).
+    func unmap() { munmap(base, Int(capacity) * MemoryLayout<Slot>.stride) }
+
     /// A free slot, reset to `Slot()` but for its generation, or nil when all are taken.
     func take() -> UInt32? {
         let i: UInt32

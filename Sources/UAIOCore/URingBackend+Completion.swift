@@ -329,10 +329,9 @@ extension URingBackend {
     func reapIfReady() {
         // Cooperative task_work: this thread's completions are posted when it enters the
         // kernel; another's when it does, which a kick makes it do (the header).
-        if taskrunPending {
-            _ = io_uring_get_events(ring)
-            if othersInFlight { kick() }
-        }
+        let flags = cuaio_load_u32_relaxed(ring.pointee.sq.kflags)
+        if flags & Self.enterFlags != 0 { _ = io_uring_get_events(ring) }  // (an overflow: flushed)
+        if flags & UInt32(IORING_SQ_TASKRUN) != 0 && othersInFlight { kick() }
         guard io_uring_cq_ready(ring) > 0 else { return }
         let me = cuaio_thread_self()
         if cuaio_cas_u64_seqcst(role, 0, me | Role.polling) != 0 {

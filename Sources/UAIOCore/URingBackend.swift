@@ -194,12 +194,14 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         precondition(io_uring_register(fd, UInt32(IORING_REGISTER_ENABLE_RINGS), nil, 0) >= 0)
     }
 
-    /// Whether the CQ holds CQEs, or this thread may have completions to post by entering the
-    /// kernel (IORING_SQ_TASKRUN, set only with UAIO_COOP_TASKRUN): what aio_error and a
-    /// spinning wait look at before they reap (reapIfReady). Two loads.
+    /// Whether the CQ holds CQEs, or entering the kernel would post some: this thread's
+    /// task_work (IORING_SQ_TASKRUN, set only with UAIO_COOP_TASKRUN), or CQEs the full CQ had
+    /// no room for (IORING_SQ_CQ_OVERFLOW: the kernel keeps them until an io_uring_enter).
+    /// What aio_error and a spinning wait look at before they reap (reapIfReady). Two loads.
     @inline(__always) static func hasCompletions(_ ring: UnsafeMutablePointer<io_uring>) -> Bool {
-        io_uring_cq_ready(ring) > 0 || cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & UInt32(IORING_SQ_TASKRUN) != 0
+        io_uring_cq_ready(ring) > 0 || cuaio_load_u32_relaxed(ring.pointee.sq.kflags) & enterFlags != 0
     }
+    static let enterFlags = UInt32(IORING_SQ_TASKRUN) | UInt32(IORING_SQ_CQ_OVERFLOW)
 
     /// Whether operation `op` goes to the ring now (engine lock held).
     func routesLocked(_ op: Opcode) -> Bool { routed[Int(op.rawValue)] }

@@ -431,6 +431,30 @@ extension URingPollingTests {
     }
 }
 
+extension URingPollingTests {
+    /// CQEs the CQ had no room for wait in the kernel's overflow list (IORING_SQ_CQ_OVERFLOW),
+    /// which only an io_uring_enter flushes: a poller that looked at the CQ alone would leave
+    /// them to the reaper's backstop. 200 cached reads on a ring of 32 entries (a CQ of 64, as
+    /// many as one reaping pass takes), with the backstop raised to 10 s: aio_error of each
+    /// must see it complete within 10000 calls (with the flag ignored, from the 65th on none did).
+    @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
+    func pollersSeeAnOverflowedCQ() throws {
+        let engine = EngineKind.uringNoInline.make(["UAIO_RING_ENTRIES": "32"], backstopMs: 10_000)
+        let fd = tempFile([UInt8](repeating: 5, count: 200 * 512))
+        defer { close(fd) }
+        let requests = (0..<200).map { Request(fd: fd, size: 512, offset: $0 * 512) }
+        for r in requests { #expect(engine.submit(r.cb, .read) == nil) }
+        var late = 0
+        for r in requests {
+            var calls = 0
+            while case .success(EINPROGRESS) = AIOStatus.error(r.cb, engine: engine), calls < 10_000 { calls += 1 }
+            if calls == 10_000 { late += 1 }
+        }
+        #expect(late == 0, "\(late) of 200 completions unseen after 10000 calls of aio_error")
+        for r in requests { #expect(engine.finish(r) == (0, 512)) }
+    }
+}
+
 @Suite struct SpinningWaitTests {
     /// A pipe read that a thread completes `afterUs` later, waited for as aio_suspend waits:
     /// its result and the CPU time the waiting thread used meanwhile.

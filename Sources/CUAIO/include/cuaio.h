@@ -288,6 +288,8 @@ void cuaio_creds_leave(struct cuaio_creds *saved);
 struct cuaio_reapq;
 /// At least `capacity` entries (a power of two, 1024 or more); NULL without memory.
 struct cuaio_reapq *cuaio_reapq_create(uint32_t capacity);
+/// Unmaps a queue nothing uses (a failed engine build).
+void cuaio_reapq_destroy(struct cuaio_reapq *q);
 /// A completing request claims its entry (before its result is stored in the aiocb)...
 uint64_t cuaio_reapq_reserve(struct cuaio_reapq *q, struct aiocb *cb);
 /// ...and announces it once the result is visible.
