@@ -58,10 +58,16 @@ extension URingBackend {
                 cuaio_store_u32_relaxed(owner, cuaio_load_u32_relaxed(owner) - 1)
             }
         }
-        // Waiting here runs this thread's task_work; bounded sleeps, since a re-issue on the
-        // pool publishes nothing.
-        while engine.lock.withLock({ owner.pointee }) > 0 {
-            _ = engine.waitForCompletions(deadlineNs: cuaio_now_ns() + 1_000_000) { cuaio_load_u32_relaxed(owner) == 0 }
+        // The cancelled ones' CQEs are in by now (the cancel is synchronous): reaped here, they
+        // are re-issued at once, where a waiter would leave them to the reaper. Then wait, which
+        // runs this thread's task_work, in sleeps from 20 us to 1 ms: a re-issue on the pool
+        // publishes nothing that would end a wait.
+        var sleepNs: UInt64 = 20_000
+        while true {
+            drain()
+            if engine.lock.withLock({ owner.pointee }) == 0 { return }
+            _ = engine.waitForCompletions(deadlineNs: cuaio_now_ns() + sleepNs) { cuaio_load_u32_relaxed(owner) == 0 }
+            sleepNs = min(2 * sleepNs, 1_000_000)
         }
     }
 }
