@@ -252,8 +252,10 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             engine.pool.enqueueLocked(r, &deferred)
             return
         }
-        // Streams and O_APPEND writes use the file position: offset -1.
-        let offset = s.pointee.positioned ? UInt64(s.pointee.offset) : UInt64.max
+        // Streams and O_APPEND writes use the file position: offset -1. (A read's or write's
+        // offset was checked at submission; a uaio_ops.h operation's is ops.c's to read, and
+        // may be anything: the bit pattern, never a trap.)
+        let offset = s.pointee.positioned ? UInt64(bitPattern: s.pointee.offset) : UInt64.max
         switch s.pointee.opcode {
         case .read:
             io_uring_prep_read(sqe, s.pointee.fd, s.pointee.buffer, UInt32(s.pointee.nbytes), offset)

@@ -100,6 +100,14 @@ int main(void) {
     OK(&cb, 0);
     uaio_prep_fadvise(&cb, afd, 0, 100, 12345);
     FAILS(&cb, EINVAL);
+    /* A negative offset is the system call's to refuse, wherever it runs (on the ring, its
+     * conversion to the SQE's offset killed the program), and a field an operation does not
+     * use may hold anything. */
+    uaio_prep_fadvise(&cb, afd, -1, 100, POSIX_FADV_WILLNEED);
+    { int e3; run(&cb, &e3); CHECK(e3 == 0 || e3 == EINVAL, "fadvise at offset -1: %d", e3); }
+    uaio_prep_ftruncate(&cb, afd, 100);
+    cb.aiocb.aio_offset = -1;
+    OK(&cb, 0);
     uaio_prep_readahead(&cb, afd, 0, 100);
     OK(&cb, 0);
     uaio_prep_sync_file_range(&cb, afd, 0, 100, SYNC_FILE_RANGE_WRITE);
