@@ -157,9 +157,14 @@ struct notification {
     union sigval value;
 };
 
+static void thread_ring_leaving(void);
+
 static void *notification_main(void *p) {
     struct notification n = *(struct notification *)p;
     free(p);
+    // The thread ends when the function returns: what it submits goes to the pool, not to the
+    // ring, whose requests would have to be handed over at its exit (URingBackend+Exit.swift).
+    thread_ring_leaving();
     // We are created from a worker whose signals are all blocked; glibc starts SIGEV_THREAD
     // functions with an empty mask. (The caller's attributes are shared: never modify them.)
     sigset_t empty;
@@ -263,6 +268,8 @@ static void thread_ring_end(void *record) {
     void (*hook)(void *, uint32_t *) = __atomic_load_n(&exit_hook, __ATOMIC_ACQUIRE);
     if (hook && t->engine && __atomic_load_n(&t->in_flight, __ATOMIC_RELAXED) > 0) hook(t->engine, &t->in_flight);
 }
+
+static void thread_ring_leaving(void) { thread_ring.exiting = 1; }
 
 static void thread_ring_key_create(void) { thread_ring_key_ok = pthread_key_create(&thread_ring_key, thread_ring_end) == 0; }
 
