@@ -274,7 +274,11 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         }
         // A large read or write would be done inside io_uring_enter when its pages are cached:
         // straight to io-wq instead, so that the submitter is not held (Engine.inlineMaxBytes).
-        if (s.pointee.opcode == .read || s.pointee.opcode == .write) && s.pointee.nbytes > Engine.inlineMaxBytes {
+        // A vectored one always: its size is the sum of iovecs in the program's memory, which
+        // the library never reads (a bad pointer is the kernel's EFAULT, not our crash).
+        if s.pointee.opcode.isVectored
+            || ((s.pointee.opcode == .read || s.pointee.opcode == .write) && s.pointee.nbytes > Engine.inlineMaxBytes)
+        {
             sqe.pointee.flags |= UInt8(1 << IOSQE_ASYNC_BIT)  // IOSQE_ASYNC
         }
         io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
