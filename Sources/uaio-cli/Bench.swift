@@ -21,6 +21,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Path of libuaio.so (default: beside this binary, or ../lib).") var library: String?
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard seconds > 0 && seconds <= 3600 else { throw ValidationError("--seconds must be above 0 and at most 3600") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard fileMib >= 1 && fileMib <= 1 << 20 else { throw ValidationError("--file-mib must be 1 to 1048576") }
+    }
+
     func run() throws {
         let lib = try locateLibrary(library)
         let depthList = try numbers(depths, "--depths")

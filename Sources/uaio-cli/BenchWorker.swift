@@ -14,6 +14,12 @@ struct BenchWorker: ParsableCommand {
     @Option var seconds: Double
     @Option var block: Int = 4096
 
+    func validate() throws {
+        guard (1...4096).contains(depth), seconds > 0 && seconds <= 3600, (512...(1 << 24)).contains(block) else {
+            throw ValidationError("--depth 1 to 4096, --seconds above 0 and at most 3600, --block 512 to 16777216")
+        }
+    }
+
     func run() throws {
         let paths = files.split(separator: ",").map(String.init)
         let fds = try paths.map { path -> CInt in

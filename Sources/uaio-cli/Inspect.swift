@@ -61,8 +61,8 @@ struct PS: ParsableCommand {
             let h = r.header.pointee
             let backend = h.ring != 0 ? "uring+pool" : "pool"
             rows.append(["\(pid)", r.command, backend, "\(h.in_flight)"])
-            items.append(.object([("pid", .int(Int64(pid))), ("command", .string(r.command)),
-                                  ("backend", .string(backend)), ("in_flight", .int(Int64(h.in_flight)))]))
+            items.append(.object([("pid", .int(Int64(clamping: pid))), ("command", .string(r.command)),
+                                  ("backend", .string(backend)), ("in_flight", .int(Int64(clamping: h.in_flight)))]))
         }
         if json { print(JSON.array(items).text); return }
         print(renderTable(["pid", "command", "backend", "in flight"], rows))
@@ -76,20 +76,20 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
     for op in 0..<Int(UAIO_SHM_OPS) {
         for b in 0..<Int(UAIO_SHM_BACKENDS) {
             let c = r.counters(op: op, backend: b)
-            guard c.completed + c.cancelled + c.failed > 0 else { continue }
+            guard saturatingSum([c.completed, c.cancelled, c.failed]) > 0 else { continue }
             rows.append([opNames[op], backendNames[b], "\(c.completed)", "\(c.cancelled)", "\(c.failed)", "\(c.bytes)"])
             ops.append(.object([("operation", .string(opNames[op])), ("backend", .string(backendNames[b])),
-                                ("completed", .int(Int64(c.completed))), ("cancelled", .int(Int64(c.cancelled))),
-                                ("failed", .int(Int64(c.failed))), ("bytes", .int(Int64(c.bytes)))]))
+                                ("completed", .int(Int64(clamping: c.completed))), ("cancelled", .int(Int64(clamping: c.cancelled))),
+                                ("failed", .int(Int64(clamping: c.failed))), ("bytes", .int(Int64(clamping: c.bytes)))]))
         }
     }
     // Submitted: what ended (on every backend, inline included) plus what is in flight.
     let records = r.requests()
     let submitted = (0..<Int(UAIO_SHM_OPS)).map { op in
-        (0..<Int(UAIO_SHM_BACKENDS)).reduce(UInt64(0)) { sum, b in
+        saturatingSum((0..<Int(UAIO_SHM_BACKENDS)).flatMap { b in
             let c = r.counters(op: op, backend: b)
-            return sum + c.completed + c.cancelled + c.failed
-        } + UInt64(records.filter { Int($0.record.opcode) == op }.count)
+            return [c.completed, c.cancelled, c.failed]
+        } + [UInt64(records.filter { Int($0.record.opcode) == op }.count)])
     }
     var workers: [JSON] = [], workerRows: [[String]] = []
     for i in 0..<2 {
@@ -99,9 +99,9 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
         let queued = records.filter { $0.record.state == 2 && $0.record.backend == 0 && Int($0.record.work_class) == i }.count
         let busy = t >= idle ? t - idle : 0
         workerRows.append([classNames[i], "\(t)", "\(busy)", "\(blocked)", "\(idle)", "\(limit)", "\(queued)"])
-        workers.append(.object([("class", .string(classNames[i])), ("total", .int(Int64(t))), ("busy", .int(Int64(busy))),
-                                ("blocked", .int(Int64(blocked))), ("idle", .int(Int64(idle))),
-                                ("limit", .int(Int64(limit))), ("queued", .int(Int64(queued)))]))
+        workers.append(.object([("class", .string(classNames[i])), ("total", .int(Int64(clamping: t))), ("busy", .int(Int64(clamping: busy))),
+                                ("blocked", .int(Int64(clamping: blocked))), ("idle", .int(Int64(clamping: idle))),
+                                ("limit", .int(Int64(clamping: limit))), ("queued", .int(Int64(clamping: queued)))]))
     }
     var lat: [JSON] = [], latRows: [[String]] = []
     for b in 0..<Int(UAIO_SHM_BACKENDS) {
@@ -109,21 +109,21 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
               let p999 = r.latency(backend: b, 0.999)
         else { continue }
         latRows.append([backendNames[b], duration(p50), duration(p99), duration(p999)])
-        lat.append(.object([("backend", .string(backendNames[b])), ("p50_ns", .int(Int64(p50))),
-                            ("p99_ns", .int(Int64(p99))), ("p999_ns", .int(Int64(p999)))]))
+        lat.append(.object([("backend", .string(backendNames[b])), ("p50_ns", .int(Int64(clamping: p50))),
+                            ("p99_ns", .int(Int64(clamping: p99))), ("p999_ns", .int(Int64(clamping: p999)))]))
     }
     let sqcq = ringOccupancy(r)
     let json = JSON.object([
-        ("pid", .int(Int64(r.pid))), ("command", .string(r.command)),
-        ("uptime_ns", .int(Int64(cuaio_now_ns() &- h.started_ns))),
-        ("in_flight", .int(Int64(h.in_flight))),
-        ("submitted", .object(zip(opNames, submitted).map { ($0, .int(Int64($1))) })),
-        ("rejected", .int(Int64(h.rejected))),
+        ("pid", .int(Int64(clamping: r.pid))), ("command", .string(r.command)),
+        ("uptime_ns", .int(Int64(clamping: elapsed(since: h.started_ns)))),
+        ("in_flight", .int(Int64(clamping: h.in_flight))),
+        ("submitted", .object(zip(opNames, submitted).map { ($0, .int(Int64(clamping: $1))) })),
+        ("rejected", .int(Int64(clamping: h.rejected))),
         ("completions", .array(ops)), ("workers", .array(workers)),
-        ("ring", .object([("in_use", .bool(h.ring != 0)), ("entries", .int(Int64(h.ring_entries))),
-                          ("in_flight", .int(Int64(h.ring_in_flight))),
-                          ("sq_pending", sqcq.map { .int(Int64($0.sq)) } ?? .null),
-                          ("cq_pending", sqcq.map { .int(Int64($0.cq)) } ?? .null)])),
+        ("ring", .object([("in_use", .bool(h.ring != 0)), ("entries", .int(Int64(clamping: h.ring_entries))),
+                          ("in_flight", .int(Int64(clamping: h.ring_in_flight))),
+                          ("sq_pending", sqcq.map { .int(Int64(clamping: $0.sq)) } ?? .null),
+                          ("cq_pending", sqcq.map { .int(Int64(clamping: $0.cq)) } ?? .null)])),
         ("latency", .array(lat)),
     ])
     var text = "pid \(r.pid) (\(r.command)), up \(duration(cuaio_now_ns() &- h.started_ns)), \(h.in_flight) in flight; "
@@ -187,16 +187,16 @@ func requestsReport(_ r: Region) -> (json: JSON, text: String) {
         let backend = Int(q.backend) < backendNames.count ? backendNames[Int(q.backend)] : "?"
         let op = Int(q.opcode) < opNames.count ? opNames[Int(q.opcode)] : "?"
         let cancel = Int(q.cancel) < cancelNames.count ? cancelNames[Int(q.cancel)] : "?"
-        let age = now &- q.submitted_ns
+        let age = elapsed(since: q.submitted_ns, now: now)  // (submitted after `now` was read: 0)
         rows.append(["\(slot)", state + (cancel.isEmpty ? "" : " (cancel \(cancel))"), state == "held" ? "-" : backend,
                      op, "\(q.fd)", path, "\(q.offset)", "\(q.nbytes)", duration(age),
                      q.worker_tid > 0 ? "\(q.worker_tid)" : "-", wchan.isEmpty ? "-" : wchan])
         items.append(.object([
-            ("id", .int(Int64(slot))), ("state", .string(state)), ("cancel", cancel.isEmpty ? .null : .string(cancel)),
+            ("id", .int(Int64(clamping: slot))), ("state", .string(state)), ("cancel", cancel.isEmpty ? .null : .string(cancel)),
             ("backend", state == "held" ? .null : .string(backend)), ("operation", .string(op)),
-            ("fd", .int(Int64(q.fd))), ("path", .string(path)), ("offset", .int(q.offset)),
-            ("length", .int(Int64(q.nbytes))), ("age_ns", .int(Int64(age))),
-            ("worker_tid", q.worker_tid > 0 ? .int(Int64(q.worker_tid)) : .null),
+            ("fd", .int(Int64(clamping: q.fd))), ("path", .string(path)), ("offset", .int(q.offset)),
+            ("length", .int(Int64(clamping: q.nbytes))), ("age_ns", .int(Int64(clamping: age))),
+            ("worker_tid", q.worker_tid > 0 ? .int(Int64(clamping: q.worker_tid)) : .null),
             ("wchan", wchan.isEmpty ? .null : .string(wchan)),
         ]))
     }

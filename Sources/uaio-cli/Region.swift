@@ -88,7 +88,9 @@ struct Region {
 
     private static func isOld(_ path: String) -> Bool {
         var st = stat()
-        return stat(path, &st) == 0 && time(nil) - st.st_mtim.tv_sec > 2
+        guard stat(path, &st) == 0 else { return false }
+        let (age, overflow) = time(nil).subtractingReportingOverflow(st.st_mtim.tv_sec)
+        return overflow ? st.st_mtim.tv_sec < 0 : age > 2
     }
 
     var command: String {
@@ -123,12 +125,13 @@ struct Region {
             let counts = (0..<Int(UAIO_SHM_BUCKETS)).map {
                 raw.load(fromByteOffset: (backend * Int(UAIO_SHM_BUCKETS) + $0) * 8, as: UInt64.self)
             }
-            let total = counts.reduce(0, +)
+            let total = saturatingSum(counts)
             guard total > 0 else { return nil }
-            let want = UInt64((Double(total) * q).rounded(.up))
+            let wanted = (Double(total) * q).rounded(.up)  // (UInt64.max is 2^64 as a Double)
+            let want = wanted < 0x1p64 ? UInt64(wanted) : UInt64.max
             var seen: UInt64 = 0
             for (b, c) in counts.enumerated() {
-                seen += c
+                seen = saturatingSum([seen, c])
                 if seen >= max(want, 1) { return uaio_shm_bucket_floor(UInt32(b)) }
             }
             return nil
@@ -137,3 +140,15 @@ struct Region {
 
     func gauge(_ tuple: (UInt32, UInt32), _ i: Int) -> UInt32 { i == 0 ? tuple.0 : tuple.1 }
 }
+
+// The region is another process's memory, writable by any process of its user: nothing read
+// from it may trap the command (sums saturate, times before "now" count as 0).
+func saturatingSum(_ values: [UInt64]) -> UInt64 {
+    values.reduce(UInt64(0)) { sum, v in
+        let (s, overflow) = sum.addingReportingOverflow(v)
+        return overflow ? .max : s
+    }
+}
+
+/// Nanoseconds from `start` to `now` (CLOCK_MONOTONIC), 0 if `start` is later.
+func elapsed(since start: UInt64, now: UInt64 = cuaio_now_ns()) -> UInt64 { now >= start ? now - start : 0 }

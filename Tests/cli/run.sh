@@ -128,6 +128,16 @@ rc=0; "$uaio" stat "$fake" >/dev/null 2>"$work/err" || rc=$?
 kill $fake; rm -f "/dev/shm/uaio.$fake"
 if [ $rc = 5 ] && grep -q "layout version 99" "$work/err"; then pass=$((pass+1)); echo "PASS unknown layout"
 else fail=$((fail+1)); echo "FAIL unknown layout: exit $rc $(cat "$work/err")"; fi
+# Crafted regions (any process of the user can write one): extreme counters, latencies, times
+# and sizes are reported, never a trap (Tests/cli/crafted.c).
+gcc -O1 -Wall -Werror -I"$(dirname "$0")/../../Sources/CUAIO/include" -o "$work/crafted" "$(dirname "$0")/crafted.c"
+crafted_failed=""
+for mode in counters-sum counter-int64 rejected latency-sum latency-bucket started-future submitted-future nbytes; do
+    for sub in stat requests; do "$work/crafted" "$uaio" "$mode" "$sub" || crafted_failed+=" $mode/$sub"; done
+done
+"$work/crafted" "$uaio" mtime-past ps || crafted_failed+=" mtime-past/ps"
+if [ -z "$crafted_failed" ]; then pass=$((pass+1)); echo "PASS crafted regions"
+else fail=$((fail+1)); echo "FAIL crafted regions:$crafted_failed"; fi
 
 echo "cli: ${pass} passed, ${fail} failed"
 [ "$fail" -eq 0 ]
