@@ -102,7 +102,7 @@ extension URingBackend {
         !op.isExtended && (res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !reissued))
     }
 
-    /// `reissue`: the request never reached the kernel (`reissueOnPool`).
+    /// `reissue`: the request never reached the kernel (`reissueOnPool`, which decides the routes).
     func completeLocked(_ token: UInt64, _ res: Int32, _ deferred: inout Deferred, reissue: Bool = false) {
         let r = UInt32(truncatingIfNeeded: token)
         guard r < engine.requests.capacity else { return }
@@ -121,7 +121,7 @@ extension URingBackend {
             }
         }
         if reissue || Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued) {
-            if res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
+            if !reissue && res != -EINVAL { routed[Int(s.pointee.opcode.rawValue)] = false }
             s.pointee.reissued = true
             s.pointee.backend = .pool
             s.pointee.state = .queued

@@ -112,6 +112,11 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// 1 once the program closed the ring's fd (`takeBackUnsubmitted`). Relaxed: set once, and
     /// whoever still reaches the ring finds out by its own failed io_uring_enter.
     let gone: UnsafeMutablePointer<UInt32> = zeroedWords()
+    /// Tests: the most SQEs one io_uring_enter may take, to make a short submission (which the
+    /// kernel makes when it is short of memory) happen. SQ lock.
+    @exclusivity(unchecked) var submitLimit: UInt32? = nil
+    /// SQEs filled and not yet taken by the kernel (SQ lock).
+    var unsubmitted: UInt32 { io_uring_sq_ready(ring) }
     /// Engine lock: a reaper runs (or is starting), and requests in the kernel's hands.
     @exclusivity(unchecked) var reaperStarted = false
     @exclusivity(unchecked) var inFlight = 0
@@ -302,32 +307,54 @@ final class URingBackend: IOBackend, @unchecked Sendable {
 
     func afterUnlock(_ deferred: inout Deferred) {
         var orphans: [UInt64] = []
+        var noteGone = false
         if deferred.holdsSQ {
             deferred.holdsSQ = false
             if deferred.submitRing {
                 deferred.submitRing = false
-                // EBUSY/EAGAIN: the CQ is full (or the kernel short of memory). Our SQEs stay in
-                // the SQ; let completions drain and try again. If it still fails, the next
-                // submission carries them.
+                // EBUSY/EAGAIN: the CQ is full (or the kernel short of memory); a short count:
+                // the kernel took only some. Our SQEs stay in the SQ: let completions drain and
+                // try again. What is still there after that is taken back for the pool: the
+                // next thread to submit would otherwise carry it, as itself (credentials, and
+                // the request's lifetime: URingBackend+Exit.swift).
+                var gone = false
                 for _ in 0..<100 {
                     _ = cuaio_add_u64_relaxed(enters, 1)
-                    let r = io_uring_submit(ring)
-                    if Self.isGone(r) { orphans = takeBackUnsubmitted() }
-                    if r != -EBUSY && r != -EAGAIN { break }
+                    let r = submit()
+                    if Self.isGone(r) {
+                        gone = true
+                        break
+                    }
+                    if r >= 0 && io_uring_sq_ready(ring) == 0 { break }
+                    if r > 0 { continue }  // progress: the rest at once
+                    guard r == 0 || r == -EBUSY || r == -EAGAIN || r == -EINTR else { break }
                     sqLock.unlock()
                     drain()
                     sched_yield()
                     sqLock.lock()
                 }
+                if gone || io_uring_sq_ready(ring) > 0 { orphans = takeBackUnsubmitted(gone: gone) }
+                noteGone = gone
             }
             sqLock.unlock()
         }
-        if !orphans.isEmpty { reissueOnPool(orphans) }
+        if !orphans.isEmpty { reissueOnPool(orphans, gone: noteGone) }
         // After the SQ lock is released: a failed start takes the engine lock.
         if deferred.startReaper {
             deferred.startReaper = false
             startReaper()
         }
+    }
+
+    /// io_uring_submit (SQ lock held), or for tests a short one: what io_uring_submit does,
+    /// publishing the SQ's tail, but entering with at most `submitLimit` to take.
+    private func submit() -> CInt {
+        guard let limit = submitLimit else { return io_uring_submit(ring) }
+        let tail = ring.pointee.sq.sqe_tail
+        ring.pointee.sq.sqe_head = tail
+        cuaio_store_u32_relaxed(ring.pointee.sq.ktail, tail)  // (as liburing: io_uring_enter orders it)
+        let pending = tail &- cuaio_load_u32_acquire(ring.pointee.sq.khead)
+        return io_uring_enter(UInt32(bitPattern: ring.pointee.ring_fd), min(pending, limit), 0, 0, nil)
     }
 
     // MARK: the ring's fd closed
@@ -342,7 +369,7 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// eventfd cannot be registered again). The SQEs no io_uring_enter will ever take are taken
     /// out of the SQ here (SQ lock held), as tokens for `reissueOnPool`. The kernel reads the
     /// SQ only in io_uring_enter, which needs the fd, so rewinding the tail is safe.
-    private func takeBackUnsubmitted() -> [UInt64] {
+    private func takeBackUnsubmitted(gone: Bool) -> [UInt64] {
         let sq = ring.pointee.sq
         let head = cuaio_load_u32_acquire(sq.khead)  // what the kernel consumed before the close
         var tokens: [UInt64] = []
@@ -353,22 +380,22 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         }
         ring.pointee.sq.sqe_head = head
         ring.pointee.sq.sqe_tail = head
-        cuaio_store_u32_relaxed(sq.ktail, head)  // (nobody reads it any more)
-        cuaio_store_u32_relaxed(gone, 1)
+        cuaio_store_u32_relaxed(sq.ktail, head)  // (the kernel reads it in io_uring_enter only)
+        if gone { cuaio_store_u32_relaxed(self.gone, 1) }
         return tokens
     }
 
-    /// Sends every operation to the pool from now on, and re-issues there the requests whose
-    /// SQEs never reached the kernel, as a refusal is (`completeLocked`). One of the uaio_ops.h
+    /// Re-issues on the pool the requests whose SQEs never reached the kernel, as a refusal is
+    /// (`completeLocked`); and when the ring is `gone`, sends every operation there from now on. One of the uaio_ops.h
     /// operations that check identity ends with EAGAIN there instead: no snapshot of its
     /// submitter's credentials was taken, and the pool runs nothing as someone else.
-    private func reissueOnPool(_ tokens: [UInt64]) {
-        if engine.configuration.debug.value {
+    private func reissueOnPool(_ tokens: [UInt64], gone: Bool) {
+        if gone && engine.configuration.debug.value {
             cuaio_write_stderr("uaio: the program closed the ring's fd; every request goes to the worker pool\n")
         }
         var deferred = Deferred()
         engine.lock.withLock {
-            for i in routed.indices { routed[i] = false }
+            if gone { for i in routed.indices { routed[i] = false } }
             for token in tokens { completeLocked(token, -EOPNOTSUPP, &deferred, reissue: true) }
         }
         engine.afterUnlock(&deferred)

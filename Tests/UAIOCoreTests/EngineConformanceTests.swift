@@ -363,6 +363,35 @@ extension Engine {
         #expect(engine.uring!.submitCalls - before == 1)
         #expect(requests.map { $0.bytes[0] } == (0..<16).map { UInt8($0) })
     }
+
+    /// A short submission (the kernel takes only some SQEs when it is short of memory; here
+    /// io_uring_enter is asked to take one at a time) leaves nothing in the SQ for the next
+    /// thread that submits, which would carry it as itself: the submitter enters again; and
+    /// what the kernel never takes (here: none at all) goes to the pool. 8 reads of 8 pipes.
+    @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"),
+          arguments: [UInt32(1), 0])
+    func aShortSubmissionLeavesNothingBehind(_ limit: UInt32) {
+        let engine = EngineKind.uring.make()
+        let pipes = (0..<8).map { i -> [CInt] in
+            var p: [CInt] = [0, 0]
+            pipe(&p)
+            var byte = UInt8(i)
+            _ = write(p[1], &byte, 1)
+            return p
+        }
+        defer { pipes.forEach { close($0[0]); close($0[1]) } }
+        let requests = pipes.map { Request(fd: $0[0], size: 1) }
+        for r in requests { r.cb.pointee.aio_lio_opcode = CInt(LIO_READ) }
+        let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: requests.count)
+        defer { list.deallocate() }
+        for (i, r) in requests.enumerated() { list[i] = r.cb }
+        engine.uring!.sqLock.withLock { engine.uring!.submitLimit = limit }
+        #expect(engine.listIO(list, count: requests.count, wait: false, listNotification: .none) == nil)
+        #expect(engine.uring!.sqLock.withLock { engine.uring!.unsubmitted } == 0)
+        engine.uring!.sqLock.withLock { engine.uring!.submitLimit = nil }
+        for (i, r) in requests.enumerated() { #expect(engine.finish(r) == (0, 1) && r.bytes == [UInt8(i)]) }
+        #expect(engine.backend(for: .read) == .uring)  // no lasting verdict
+    }
 }
 
 @Suite struct URingPollingTests {
