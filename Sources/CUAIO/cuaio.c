@@ -246,15 +246,19 @@ static void fork_parent(void) {
     pthread_mutex_unlock(&engine_creation);
 }
 
-/* A thread's ring requests (URingBackend+Exit.swift): how many are in the kernel's hands
- * (written under the engine lock by the threads that submit and reap them; read by this thread
- * alone without it, relaxed, as a hint), and the engine they are in. Initial-exec: the first
- * access of a dynamic TLS block may allocate. The key's destructor runs when the thread exits,
- * and hands what is left over to the engine (`exit_hook`), which waits for it. */
+/* A thread's ring requests (URingBackend+Exit.swift): per engine (a process has one; tests
+ * build several), how many are in the kernel's hands (written under that engine's lock by the
+ * threads that submit and reap them; read by this thread alone without it, relaxed, as a hint).
+ * An entry whose count is 0 is free: no request points at it. Initial-exec: the first access
+ * of a dynamic TLS block may allocate. The key's destructor runs when the thread exits, and
+ * hands what is left over to each engine (`exit_hook`), which waits for it. */
+#define THREAD_RING_ENGINES 4
 struct thread_ring {
-    uint32_t in_flight;
     int registered, exiting;
-    void *engine;
+    struct {
+        void *engine;
+        uint32_t in_flight;
+    } of[THREAD_RING_ENGINES];
 };
 static __thread struct thread_ring thread_ring __attribute__((tls_model("initial-exec")));
 static pthread_key_t thread_ring_key;
@@ -266,7 +270,9 @@ static void thread_ring_end(void *record) {
     struct thread_ring *t = record;
     t->exiting = 1;
     void (*hook)(void *, uint32_t *) = __atomic_load_n(&exit_hook, __ATOMIC_ACQUIRE);
-    if (hook && t->engine && __atomic_load_n(&t->in_flight, __ATOMIC_RELAXED) > 0) hook(t->engine, &t->in_flight);
+    for (int i = 0; hook && i < THREAD_RING_ENGINES; i++)
+        if (t->of[i].engine && __atomic_load_n(&t->of[i].in_flight, __ATOMIC_RELAXED) > 0)
+            hook(t->of[i].engine, &t->of[i].in_flight);
 }
 
 static void thread_ring_leaving(void) { thread_ring.exiting = 1; }
@@ -278,16 +284,19 @@ void cuaio_set_thread_exit_hook(void (*hook)(void *, uint32_t *)) { __atomic_sto
 uint32_t *cuaio_thread_ring(void *engine) {
     struct thread_ring *t = &thread_ring;
     if (t->exiting) return NULL;
-    if (t->engine != engine) {
-        if (__atomic_load_n(&t->in_flight, __ATOMIC_RELAXED) > 0) return NULL;
-        t->engine = engine;
-    }
+    int mine = -1;
+    for (int i = 0; i < THREAD_RING_ENGINES && mine < 0; i++)
+        if (t->of[i].engine == engine) mine = i;
+    for (int i = 0; i < THREAD_RING_ENGINES && mine < 0; i++)
+        if (__atomic_load_n(&t->of[i].in_flight, __ATOMIC_RELAXED) == 0) mine = i;
+    if (mine < 0) return NULL;
     if (!t->registered) {
         pthread_once(&thread_ring_once, thread_ring_key_create);
         if (!thread_ring_key_ok || pthread_setspecific(thread_ring_key, t) != 0) return NULL;
         t->registered = 1;
     }
-    return &t->in_flight;
+    t->of[mine].engine = engine;
+    return &t->of[mine].in_flight;
 }
 
 static void (*fork_child_hook)(void);
@@ -295,8 +304,7 @@ static void fork_child(void) {
     fork_took_lock = 0;
     __atomic_store_n(&creating, 0, __ATOMIC_RELAXED);
     /* The parent's ring requests are not this child's. */
-    thread_ring.in_flight = 0;
-    thread_ring.engine = NULL;
+    memset(thread_ring.of, 0, sizeof thread_ring.of);
     fork_child_hook();
 }
 

@@ -218,8 +218,8 @@ void cuaio_write_stderr(const char *line);
 void cuaio_register_atfork(void (*child)(void));
 
 /// This thread's count of ring requests in `engine` (URingBackend+Exit.swift), set up on
-/// first use so that its exit waits for them: NULL when the thread is exiting, when it still
-/// has requests in another engine (tests build several), or when no key could be made.
+/// first use so that its exit waits for them: NULL when the thread is exiting, when it has
+/// requests in flight in four other engines (tests build several), or when no key could be made.
 uint32_t *cuaio_thread_ring(void *engine);
 /// What a thread's exit calls while its count is not 0: `hook(engine, count)`.
 void cuaio_set_thread_exit_hook(void (*hook)(void *engine, uint32_t *count));
