@@ -277,13 +277,15 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         default:
             _ = cuaio_op_prep(sqe, s.pointee.cb)  // takesLocked let only those with an opcode here
         }
-        // A large read or write would be done inside io_uring_enter when its pages are cached:
-        // straight to io-wq instead, so that the submitter is not held (Engine.inlineMaxBytes).
-        // A vectored one always: its size is the sum of iovecs in the program's memory, which
-        // the library never reads (a bad pointer is the kernel's EFAULT, not our crash).
-        if s.pointee.opcode.isVectored
+        // A large read or write of a file would be done inside io_uring_enter when its pages are
+        // cached: straight to io-wq instead, so that the submitter is not held
+        // (Engine.inlineMaxBytes). A vectored one always: its size is the sum of iovecs in the
+        // program's memory, which the library never reads (a bad pointer is the kernel's EFAULT,
+        // not our crash). Never a stream's: it waits in the kernel's poll, which a cancel removes
+        // at once, where a cancel of a read blocked in io-wq could miss it (1 in 20 hung).
+        let sized = s.pointee.opcode.isVectored
             || ((s.pointee.opcode == .read || s.pointee.opcode == .write) && s.pointee.nbytes > Engine.inlineMaxBytes)
-        {
+        if sized && s.pointee.workClass == .bounded {
             sqe.pointee.flags |= UInt8(1 << IOSQE_ASYNC_BIT)  // IOSQE_ASYNC
         }
         io_uring_sqe_set_data64(sqe, Self.token(r, s.pointee.generation))
