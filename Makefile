@@ -58,7 +58,7 @@ test-compat: install
 	UAIO_EXPECT_RING=0 $(PREFIX)/bin/uaio-no-uring compat/tests/run.sh $(PREFIX)/lib
 	# Cancellation without the signal (as when the application owns it): poll and an eventfd.
 	UAIO_BACKEND=pool UAIO_CANCEL_SIGNAL=none compat/tests/run.sh $(PREFIX)/lib \
-		compat/tests/aio_cancel.c compat/tests/cancel_race.c compat/tests/close_inflight.c \
+		compat/tests/aio_cancel.c compat/tests/cancel_large.c compat/tests/cancel_race.c compat/tests/close_inflight.c \
 		compat/tests/exit_blocked.c compat/tests/limits.c compat/tests/order_stream.c
 
 clean:
