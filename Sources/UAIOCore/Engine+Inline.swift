@@ -18,7 +18,7 @@ extension Engine {
     /// cached, partly cached, O_DIRECT, a stream, an error) is declined and takes the
     /// normal path, which redoes the read from the start. Reads on regular files obey no
     /// ordering rule, so finishing one early reorders nothing.
-    func readInline(_ cb: AIOCB, _ notification: Notification) -> InlineOutcome {
+    func readInline(_ cb: AIOCB, _ notification: Notification, _ deferred: inout Deferred) -> InlineOutcome {
         let fd = cb.pointee.aio_fildes
         var flags: CInt? = nil
         let hint = files.readHint(fd)
@@ -50,15 +50,18 @@ extension Engine {
         // Slower than a copy from memory can be: the device's time, maybe an fd that became
         // O_DIRECT behind a stale hint; look at its flags again next time.
         if elapsed > Self.inlineCopyBudgetNs + UInt64(n) / 2 { files.setReadHint(fd, .unknown) }
-        finishInline(cb, .read, .success(got), notification, latencyNs: elapsed)
+        finishInline(cb, .read, .success(got), notification, latencyNs: elapsed, &deferred)
         return .completed
     }
 
-    /// Ends a request done on the submitting thread: it never had a slot or a lock.
+    /// Ends a request done on the submitting thread: it never had a slot or a lock. Delivered
+    /// at once, but inside a lio_listio that holds the ring's SQ lock at the list's end (a
+    /// delivery's doorbell takes that lock).
     func finishInline(_ cb: AIOCB, _ opcode: Opcode, _ result: Result<Int, Errno>, _ notification: Notification,
-                      latencyNs: UInt64)
+                      latencyNs: UInt64, _ deferred: inout Deferred)
     {
-        deliver(endInline(cb, opcode, result, notification, latencyNs: latencyNs))
+        let d = endInline(cb, opcode, result, notification, latencyNs: latencyNs)
+        if deferred.holdsSQ { deferred.deliveries.append(d) } else { deliver(d) }
     }
 
     /// finishInline's result and counters, with the delivery left to the caller (to defer it

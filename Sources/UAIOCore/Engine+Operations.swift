@@ -32,7 +32,7 @@ extension Engine {
             let r = cuaio_op_inline(cb)
             if r != -EAGAIN {
                 let result: Result<Int, Errno> = r >= 0 ? .success(r) : .failure(Errno(CInt(-r)))
-                finishInline(cb, opcode, result, notification, latencyNs: cuaio_now_ns() &- start)
+                finishInline(cb, opcode, result, notification, latencyNs: cuaio_now_ns() &- start, &deferred)
                 return nil
             }
         }
@@ -49,7 +49,7 @@ extension Engine {
                 return .again
             }
         }
-        lock.lock()
+        lock(holding: &deferred)
         defer { lock.unlock() }
         guard liveRequest(for: cb) == nil, let r = requests.take() else {
             cuaio_creds_release(&creds)

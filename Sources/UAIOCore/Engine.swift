@@ -288,20 +288,20 @@ public final class Engine: @unchecked Sendable {
         if opcode == .read && tryInline && withPool({ $0.bounded.queuedHint }) == 0
             && files.readHint(fd) != .direct && !cb.isInProgress(pid: pid)
         {
-            switch readInline(cb, notification) {
+            switch readInline(cb, notification, &deferred) {
             case .completed: return nil
             case .declined(let flags): knownFlags = flags
             }
         }
 
-        lock.lock()
+        lock(holding: &deferred)
         defer { lock.unlock() }
         var entry: FDEntry
         let status: FileIdentity?, kind: FileKind
         if let hit = files.cached(fd), hit.kind != .stream {
             (entry, status, kind) = (hit, nil, hit.kind)  // the hot path: nothing to copy or call
         } else {
-            switch lookUpLocked(fd, knownFlags: knownFlags) {
+            switch lookUpLocked(fd, knownFlags: knownFlags, &deferred) {
             case .success(let f): (entry, status, kind) = (f.entry, f.status, f.kind)
             case .failure(let e): return e
             }
@@ -382,14 +382,14 @@ public final class Engine: @unchecked Sendable {
     /// ever, and a regular file taken for a stream would be read at the wrong offset). A miss
     /// costs an fstat and an F_GETFL (none if the inline attempt read it), plus an fstatfs for
     /// a regular file this fd has not shown before.
-    private func lookUpLocked(_ fd: CInt, knownFlags: CInt?) -> Result<FileLookup, Errno> {
+    private func lookUpLocked(_ fd: CInt, knownFlags: CInt?, _ deferred: inout Deferred) -> Result<FileLookup, Errno> {
         func same(_ e: FDEntry, _ id: FileIdentity) -> Bool { e.device == id.device && e.inode == id.inode }
         var status: FileIdentity? = nil
         if let hit = files.cached(fd) {
             guard hit.kind == .stream else { return .success(FileLookup(entry: hit, status: nil, kind: hit.kind)) }
             lock.unlock()
             let st = system_fstat(fd)
-            lock.lock()
+            lock(holding: &deferred)
             let now: FileIdentity
             switch st {
             case .success(let v): now = v
@@ -406,7 +406,7 @@ public final class Engine: @unchecked Sendable {
         switch (status.map { .success($0) } ?? system_fstat(fd), knownFlags.map { .success($0) } ?? system_getfl(fd)) {
         case (.success(let a), .success(let b)): (st, fl) = (a, b)
         case (.failure(let e), _), (_, .failure(let e)):
-            lock.lock()
+            lock(holding: &deferred)
             return .failure(e)
         }
         let kind = FileKind(mode: st.mode) {
@@ -415,11 +415,24 @@ public final class Engine: @unchecked Sendable {
             }
             return system_inMemory(fd)
         }
-        lock.lock()
+        lock(holding: &deferred)
         if let hit = files.cached(fd), same(hit, st) {
             return .success(FileLookup(entry: hit, status: nil, kind: hit.kind))  // attached meanwhile
         }
         return .success(FileLookup(entry: FDEntry(flags: fl), status: st, kind: kind))
+    }
+
+    /// Takes the engine lock. A thread that holds the ring's SQ lock (lio_listio keeps it from
+    /// its first ring entry to its one io_uring_enter) must not wait for it: the holder may be
+    /// waiting for the SQ lock (the order is engine, then SQ). So it tries, and if the lock is
+    /// taken, first submits what it filled and lets the SQ lock go (the list then takes more
+    /// than one io_uring_enter).
+    func lock(holding deferred: inout Deferred) {
+        if deferred.holdsSQ {
+            if lock.tryLock() { return }
+            withRing { $0.afterUnlock(&deferred) }
+        }
+        lock.lock()
     }
 
     /// The live request submitted with `cb`, if any (lock held).
