@@ -10,8 +10,9 @@
 // cancel path's tgkill, eventfd write and futex wake (WorkerPool, "Cancellation").
 // The ring backend adds two: its CQ lock (one consumer of completions at a time) and its SQ
 // lock (held from filling SQEs to submitting them). The order is CQ, engine, SQ; nobody holding
-// the SQ lock takes another. aio_error, aio_return and aio_suspend take none of them (they are
-// async-signal-safe).
+// the SQ lock waits for another (lio_listio, which keeps it across its entries, takes the
+// engine lock by trylock: `lock(holding:)`). aio_error, aio_return and aio_suspend take none of
+// them (they are async-signal-safe).
 import CUAIO
 import CURing
 import Glibc
@@ -560,7 +561,7 @@ public final class Engine: @unchecked Sendable {
     public func cancel(fd: CInt, _ cb: AIOCB?) -> CInt {
         var deferred = Deferred()
         var canceled = 0, running = 0
-        var inKernel: [UInt64] = []  // ring requests, by token
+        var inKernel: [(UInt64, AIOCB)] = []  // ring requests: token, aiocb
         var interrupted: [(UInt32, UInt32)] = []  // pool workers interrupted: (slot, generation)
         lock.withLock {
             func cancelOne(_ r: UInt32) {
@@ -574,7 +575,7 @@ public final class Engine: @unchecked Sendable {
                 case .running:
                     if s.pointee.backend == .uring {
                         s.pointee.cancel = .requested  // so that a hand-over does not re-issue it
-                        inKernel.append(URingBackend.token(r, s.pointee.generation))
+                        inKernel.append((URingBackend.token(r, s.pointee.generation), cb ?? s.pointee.cb!))
                     } else if pool.interruptLocked(r) {
                         interrupted.append((r, s.pointee.generation))
                     } else {
@@ -602,13 +603,16 @@ public final class Engine: @unchecked Sendable {
         }
         // Ring requests: IORING_OP_ASYNC_CANCEL, synchronously. A cancelled request completes
         // through its own CQE (-ECANCELED); wait for that, so that aio_error already says
-        // ECANCELED when aio_cancel returns. One the kernel cannot stop is AIO_NOTCANCELED.
+        // ECANCELED when aio_cancel returns. One the kernel cannot stop is AIO_NOTCANCELED, and
+        // so is one it reports stopped that ran to its end all the same (a read in io-wq): the
+        // answer is what the aiocb says, not what the cancel did. (The aiocb is the program's
+        // until aio_return: it holds this request's result.)
         if let uring {
-            for token in inKernel {
+            for (token, cbOfToken) in inKernel {
                 if uring.cancel(token: token) {
-                    canceled += 1
                     // Until its CQE is in, signals or not: AIO_CANCELED says aio_error is ECANCELED.
                     while waitForCompletions(deadlineNs: nil, until: { !isLive(token) }) != nil {}
+                    if cbOfToken.errorCode == ECANCELED { canceled += 1 } else { running += 1 }
                 } else {
                     uring.drain()  // it may have just completed: then it is done, not running
                     let live = lock.withLock {
@@ -618,7 +622,11 @@ public final class Engine: @unchecked Sendable {
                         if s.pointee.backend == .uring { s.pointee.cancel = .none }  // not stopped: as before
                         return true
                     }
-                    if live { running += 1 }
+                    if live {
+                        running += 1
+                    } else if cbOfToken.errorCode == ECANCELED {
+                        canceled += 1  // stopped just before by another cancel (its thread's exit)
+                    }
                 }
             }
         }
