@@ -575,7 +575,7 @@ public final class Engine: @unchecked Sendable {
                 case .running:
                     if s.pointee.backend == .uring {
                         s.pointee.cancel = .requested  // so that a hand-over does not re-issue it
-                        inKernel.append((URingBackend.token(r, s.pointee.generation), cb ?? s.pointee.cb!))
+                        if let c = cb ?? s.pointee.cb { inKernel.append((URingBackend.token(r, s.pointee.generation), c)) }
                     } else if pool.interruptLocked(r) {
                         interrupted.append((r, s.pointee.generation))
                     } else {
