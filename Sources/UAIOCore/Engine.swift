@@ -254,19 +254,24 @@ public final class Engine: @unchecked Sendable {
 
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
         var e = validateAndQueue(cb, opcode, group: group, &deferred)
-        // EBADF (a closed fd, or one not open for the direction) of a read or write is reported
-        // as glibc reports it: the submission succeeds, and aio_error says EBADF, after which the
-        // notification comes. glibc's aio_fsync checks its fd itself and fails at once: so do we.
-        // Never for an aiocb still in flight: the live request keeps it.
-        if case .badFD? = e, !opcode.isExtended, !opcode.isSync, !cb.isInProgress(pid: pid),
-           let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) })
-        {
-            deferred.deliveries.append(endInline(cb, opcode, .failure(.badFD), notification, latencyNs: 0))
-            e = nil
-        }
+        if case .badFD? = e { e = deferBadFD(cb, opcode, &deferred) }
         _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
         if e != nil { stats?.rejected() }  // (accepted ones are counted where they take a slot)
         return e
+    }
+
+    /// EBADF (a closed fd, or one not open for the direction) of a read or write is reported
+    /// as glibc reports it: the submission succeeds, and aio_error says EBADF, after which the
+    /// notification comes. glibc's aio_fsync checks its fd itself and fails at once: so do we.
+    /// Never for an aiocb still in flight: the live request keeps it. (Out of line: the
+    /// submission's hot path only tests for it.)
+    @inline(never)
+    private func deferBadFD(_ cb: AIOCB, _ opcode: Opcode, _ deferred: inout Deferred) -> Errno? {
+        guard !opcode.isExtended, !opcode.isSync, !cb.isInProgress(pid: pid),
+              let notification = withUnsafePointer(to: &cb.pointee.aio_sigevent, { Notification($0) })
+        else { return .badFD }
+        deferred.deliveries.append(endInline(cb, opcode, .failure(.badFD), notification, latencyNs: 0))
+        return nil
     }
 
     private func validateAndQueue(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {

@@ -32,11 +32,11 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
         }
     }
 
-    var isSync: Bool { self == .fsync || self == .fdatasync }
-    var isRead: Bool { self == .read || self == .readv }
-    var isWrite: Bool { self == .write || self == .writev }
+    @inline(__always) var isSync: Bool { self == .fsync || self == .fdatasync }
+    @inline(__always) var isRead: Bool { self == .read || self == .readv }
+    @inline(__always) var isWrite: Bool { self == .write || self == .writev }
     /// `buffer` is a struct iovec array and `nbytes` its count.
-    var isVectored: Bool { self == .readv || self == .writev }
+    @inline(__always) var isVectored: Bool { self == .readv || self == .writev }
     /// aio_return counts bytes moved (not an fd, not 0).
     var resultIsBytes: Bool {
         switch self {
@@ -45,7 +45,7 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
         }
     }
     /// Submitted with a uaiocb (uaio_ops.h), run by ops.c: no file ordering, no inline path.
-    var isExtended: Bool { rawValue >= Opcode.openat.rawValue }
+    @inline(__always) var isExtended: Bool { rawValue >= Opcode.openat.rawValue }
     /// Resolves a path or checks the caller's identity: runs with the submitter's fsuid,
     /// fsgid and groups (Credentials). Read, write, fsync and the like on an open fd need none:
     /// the open checked them.
