@@ -10,7 +10,10 @@
 // asked for; a request held back by an ordering rule (an fsync behind writes, the next request
 // of a stream or O_APPEND lane) is submitted by whichever thread completed its predecessor
 // (for fd I/O, credentials were checked at open, so only io-wq accounting can differ).
-// lio_listio fills its whole list under one hold and submits it with one io_uring_enter.
+// lio_listio fills its whole list under one hold and submits it with one io_uring_enter, unless
+// another thread holds the engine lock when the list needs it again: the list then submits what
+// it filled and lets the SQ lock go before it waits (Engine.lock(holding:): no thread holding the
+// SQ lock waits for the engine lock).
 // A full SQ sends the request to the pool instead of waiting.
 //
 // Completion, and waiting for it: URingBackend+Completion.swift.
