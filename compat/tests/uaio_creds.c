@@ -2,8 +2,11 @@
  * ring and in the pool. As root: a thread that switched its own fsuid/fsgid to 65534 (a
  * per-thread system call, as file servers do) asks to open a root-only 0600 file, to stat a
  * file in a 0700 directory and to create one there: EACCES for each, while the main thread's
- * same requests succeed, before and after. Then, in a child that drops root for the whole
- * process with setuid() after its workers exist, no request runs with the old identity. */
+ * same requests succeed, before and after. First in a child on the pool without the inline
+ * attempt, where root's first request makes the worker and the fsuid-65534 thread's requests
+ * must make it switch (inline, the requests would run on the threads themselves); then with
+ * the settings given. Then, in a child that drops root for the whole process with setuid()
+ * after its workers exist, no request runs with the old identity. */
 #include "helpers.h"
 
 #include <grp.h>
@@ -72,6 +75,23 @@ int main(void) {
     snprintf(secret, sizeof secret, "%s/secret", dir);
     int fd = open(secret, O_CREAT | O_WRONLY, 0600);
     CHECK(fd >= 0 && write(fd, "secret", 6) == 6 && close(fd) == 0, "create %s", secret);
+
+    pid_t worker_child = fork();
+    CHECK(worker_child >= 0, "fork");
+    if (worker_child == 0) {  /* the engine is built at the first call: these settings */
+        setenv("UAIO_BACKEND", "pool", 1);
+        setenv("UAIO_TRY_INLINE", "0", 1);
+        root_succeeds();
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, as_nobody, NULL) == 0, "pthread_create");
+        pthread_join(t, NULL);
+        root_succeeds();
+        _exit(0);
+    }
+    int worker_status;
+    CHECK(waitpid(worker_child, &worker_status, 0) == worker_child && WIFEXITED(worker_status) &&
+              WEXITSTATUS(worker_status) == 0,
+          "the pool child failed (status %d)", worker_status);
 
     root_succeeds();  /* workers (or the ring) exist from here, as root */
     pthread_t t;
