@@ -15,7 +15,7 @@
 #include <uaio.h>
 
 static int (*submit_fn)(struct uaiocb *);
-static char dir[64], secret[96];
+static char dir[64], secret[96], link_path[96];
 
 static int result_of(struct uaiocb *cb, ssize_t *ret) {
     CHECK(submit_fn(cb) == 0, "uaio_submit");
@@ -39,6 +39,16 @@ static int try_all(const char *who) {
     uaio_prep_openat(&cb, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0);
     e = result_of(&cb, &r);
     CHECK(e == EACCES, "%s: opening the 0700 directory: error %d", who, e);
+    /* The operations only the pool runs: each resolves a path through the 0700 directory. */
+    uaio_prep_fchmodat(&cb, AT_FDCWD, secret, 0644, 0);
+    CHECK((e = result_of(&cb, &r)) == EACCES, "%s: fchmodat: error %d", who, e);
+    uaio_prep_fchownat(&cb, AT_FDCWD, secret, 65534, 65534, 0);
+    CHECK((e = result_of(&cb, &r)) == EACCES, "%s: fchownat: error %d", who, e);
+    uaio_prep_utimensat(&cb, AT_FDCWD, secret, NULL, 0);
+    CHECK((e = result_of(&cb, &r)) == EACCES, "%s: utimensat: error %d", who, e);
+    char target[64];
+    uaio_prep_readlinkat(&cb, AT_FDCWD, link_path, target, sizeof target);
+    CHECK((e = result_of(&cb, &r)) == EACCES, "%s: readlinkat: error %d", who, e);
     return 0;
 }
 
@@ -75,6 +85,8 @@ int main(void) {
     snprintf(secret, sizeof secret, "%s/secret", dir);
     int fd = open(secret, O_CREAT | O_WRONLY, 0600);
     CHECK(fd >= 0 && write(fd, "secret", 6) == 6 && close(fd) == 0, "create %s", secret);
+    snprintf(link_path, sizeof link_path, "%s/link", dir);
+    CHECK(symlink("secret", link_path) == 0, "symlink");
 
     pid_t worker_child = fork();
     CHECK(worker_child >= 0, "fork");
@@ -113,6 +125,7 @@ int main(void) {
     CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "the child failed (status %d)", status);
     unlink(secret);
+    unlink(link_path);
     rmdir(dir);
     printf("uaio_creds: fsuid 65534 refused on the %s, root served, setuid() honoured\n",
            t_on_ring("openat") ? "ring" : "pool");
