@@ -345,19 +345,8 @@ extension Engine {
     @Test(.enabled(if: EngineKind.uring.unavailable == nil, "io_uring cannot be set up here"))
     func aListIsOneSubmission() {
         let engine = EngineKind.uring.make()
-        let pipes = (0..<16).map { i -> [CInt] in
-            var p: [CInt] = [0, 0]
-            pipe(&p)
-            var byte = UInt8(i)
-            _ = write(p[1], &byte, 1)
-            return p
-        }
-        defer { pipes.forEach { close($0[0]); close($0[1]) } }
-        let requests = pipes.map { Request(fd: $0[0], size: 1) }
-        for r in requests { r.cb.pointee.aio_lio_opcode = CInt(LIO_READ) }
-        let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: requests.count)
-        defer { list.deallocate() }
-        for (i, r) in requests.enumerated() { list[i] = r.cb }
+        let (pipes, requests, list) = pipeReadList(16)
+        defer { pipes.forEach { close($0[0]); close($0[1]) }; list.deallocate() }
         let before = engine.uring!.submitCalls
         #expect(engine.listIO(list, count: requests.count, wait: true, listNotification: .none) == nil)
         #expect(engine.uring!.submitCalls - before == 1)
@@ -372,19 +361,8 @@ extension Engine {
           arguments: [UInt32(1), 0])
     func aShortSubmissionLeavesNothingBehind(_ limit: UInt32) {
         let engine = EngineKind.uring.make()
-        let pipes = (0..<8).map { i -> [CInt] in
-            var p: [CInt] = [0, 0]
-            pipe(&p)
-            var byte = UInt8(i)
-            _ = write(p[1], &byte, 1)
-            return p
-        }
-        defer { pipes.forEach { close($0[0]); close($0[1]) } }
-        let requests = pipes.map { Request(fd: $0[0], size: 1) }
-        for r in requests { r.cb.pointee.aio_lio_opcode = CInt(LIO_READ) }
-        let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: requests.count)
-        defer { list.deallocate() }
-        for (i, r) in requests.enumerated() { list[i] = r.cb }
+        let (pipes, requests, list) = pipeReadList(8)
+        defer { pipes.forEach { close($0[0]); close($0[1]) }; list.deallocate() }
         engine.uring!.sqLock.withLock { engine.uring!.submitLimit = limit }
         #expect(engine.listIO(list, count: requests.count, wait: false, listNotification: .none) == nil)
         #expect(engine.uring!.sqLock.withLock { engine.uring!.unsubmitted } == 0)
@@ -392,6 +370,22 @@ extension Engine {
         for (i, r) in requests.enumerated() { #expect(engine.finish(r) == (0, 1) && r.bytes == [UInt8(i)]) }
         #expect(engine.backend(for: .read) == .uring)  // no lasting verdict
     }
+}
+
+/// `n` pipes holding one byte each (pipe i: byte i), and a lio_listio list of a 1-byte read of each.
+func pipeReadList(_ n: Int) -> ([[CInt]], [Request], UnsafeMutablePointer<AIOCB?>) {
+    let pipes = (0..<n).map { i -> [CInt] in
+        var p: [CInt] = [0, 0]
+        pipe(&p)
+        var byte = UInt8(i)
+        _ = write(p[1], &byte, 1)
+        return p
+    }
+    let requests = pipes.map { Request(fd: $0[0], size: 1) }
+    for r in requests { r.cb.pointee.aio_lio_opcode = CInt(LIO_READ) }
+    let list = UnsafeMutablePointer<AIOCB?>.allocate(capacity: n)
+    for (i, r) in requests.enumerated() { list[i] = r.cb }
+    return (pipes, requests, list)
 }
 
 @Suite struct URingPollingTests {
