@@ -1,4 +1,4 @@
-/* Small-file metadata work, four ways (issue 6's benchmark): over N files of 4 KiB in DIR,
+/* Small-file metadata work, four ways: over N files of 4 KiB in DIR,
  *   stat     statx of every file
  *   read     open, read 4 KiB, close
  *   create   create, write 4 KiB, fsync, close, unlink

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Small-file metadata side by side (issue 6): stat, open-read-close and
+"""Small-file metadata side by side: stat, open-read-close and
 create-write-fsync-close-unlink over N files of 4 KiB, by a synchronous loop, a thread pool
 doing the same calls, and libuaio on the ring and on the pool (bench/smallfiles.c). Engines
 alternate within every round; the table shows medians and ratios to the loop.
