@@ -41,9 +41,11 @@ struct Deferred {
     var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty && !submitRing && !startReaper && !holdsSQ }
 }
 
-/// A completion whose result is already in the aiocb, still to be published and notified.
+/// A completion whose result is already in the aiocb, still to be published (unless it was:
+/// Engine.publishEarly) and notified.
 struct Delivery {
     var record: CompletionRecord
+    var published: Bool
     var notification: Notification
     /// The lio_listio list's notification, when this was the list's last request.
     var listNotification: Notification

@@ -70,7 +70,7 @@ extension Engine {
                    latencyNs: UInt64) -> Delivery
     {
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
-        storeResult(cb, result, reapable: cuaio_load_u32_relaxed(reapOn) != 0)
+        storeResult(cb, result)
         _ = cuaio_add_u64_relaxed(counters + 1, 1)
         var record = CompletionRecord()
         record.request = nilIndex
@@ -80,6 +80,6 @@ extension Engine {
         case .failure(let e): record.error = e.rawValue; record.result = -1
         }
         record.latencyNs = latencyNs
-        return Delivery(record: record, notification: notification, listNotification: .none)
+        return Delivery(record: record, published: false, notification: notification, listNotification: .none)
     }
 }

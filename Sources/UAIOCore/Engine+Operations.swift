@@ -75,7 +75,6 @@ extension Engine {
         s.pointee.hasCredentials = keepsCredentials
         if keepsCredentials { (credentials + Int(r)).initialize(to: creds) }
         s.pointee.submittedNs = cuaio_now_ns()
-        s.pointee.reapable = cuaio_load_u32_relaxed(reapOn) != 0
         if group != nilIndex { groups[group].pointee.remaining += 1 }
         cb.markInProgress(slot: r, generation: generation, pid: pid)
         makeReadyLocked(r, &deferred)

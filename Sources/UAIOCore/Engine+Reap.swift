@@ -19,9 +19,11 @@ extension AIOCBTag {
 }
 
 extension Engine {
-    /// Stores a request's result in its aiocb, through the reap queue when it is fed.
-    func storeResult(_ cb: AIOCB, _ result: Result<Int, Errno>, reapable: Bool) {
-        guard reapable else { return cb.storeResult(result) }
+    /// Stores a request's result in its aiocb, through the reap queue when it is fed: a request
+    /// that completes once the first reader came is fed, whether it was in flight then or not.
+    /// (relaxed: a result stored plainly as the reader comes completed before it, by this order.)
+    func storeResult(_ cb: AIOCB, _ result: Result<Int, Errno>) {
+        guard cuaio_load_u32_relaxed(reapOn) != 0 else { return cb.storeResult(result) }
         let ticket = cuaio_reapq_reserve(reapQueue, cb)
         cuaio_cb_tag_store(cb, 1, AIOCBTag.reapQueued)
         cuaio_cb_tag_store(cb, 2, UInt32(truncatingIfNeeded: ticket))
@@ -33,10 +35,9 @@ extension Engine {
     public func enableReaping() {
         guard cuaio_load_u32_relaxed(reapOn) == 0 else { return }
         lock.withLock {
-            for r in 0..<requests.highWater where requests[r].pointee.state != .free {
-                requests[r].pointee.reapable = true
-            }
-            cuaio_store_u32_relaxed(reapOn, 1)  // relaxed: submissions read it under this lock
+            guard cuaio_load_u32_relaxed(reapOn) == 0 else { return }
+            // seq_cst: a result stored after this call returned is fed (storeResult).
+            cuaio_store_u32_seqcst(reapOn, 1)
             withRing { $0.raiseNeed() }  // for good: an epoll loop on uaio_eventfd reaps nothing
         }
     }

@@ -160,12 +160,12 @@ public final class Engine: @unchecked Sendable {
     /// here, on the submitting thread, before the first worker starts.
     private static func instantiateRuntimeMetadata() {
         var deferred = Deferred()
-        deferred.deliveries.append(Delivery(record: CompletionRecord(), notification: .none, listNotification: .none))
+        deferred.deliveries.append(Delivery(record: CompletionRecord(), published: false, notification: .none, listNotification: .none))
         deferred.deliveries.removeAll()
         let results: [Result<Int, Errno>?] = [.success(0), .failure(.canceled), nil]
         _ = results.contains { $0 == nil }
-        var batch = [(UInt64, Int32)]()
-        batch.append((0, 0))
+        var batch = [(UInt64, Int32, Bool)]()
+        batch.append((0, 0, false))
         batch.removeAll(keepingCapacity: true)
     }
 
@@ -360,7 +360,6 @@ public final class Engine: @unchecked Sendable {
             default: .none
             }
         s.pointee.submittedNs = cuaio_now_ns()
-        s.pointee.reapable = cuaio_load_u32_relaxed(reapOn) != 0  // (set under the lock: enableReaping)
         if group != nilIndex { groups[group].pointee.remaining += 1 }
         // The aiocb says EINPROGRESS before any worker can see the request.
         cb.markInProgress(slot: r, generation: generation, pid: pid)
@@ -489,26 +488,16 @@ public final class Engine: @unchecked Sendable {
     // MARK: completion
 
     /// Ends request `r` with `result`: stores it in the aiocb (the last touch of the aiocb),
-    /// takes the request off its file, readies what it held back, counts down its list and
-    /// frees the slot. Lock held. The returned delivery must be passed to `deliver` after
-    /// the lock is released.
+    /// unless `publishEarly` did; takes the request off its file, readies what it held back,
+    /// counts down its list and frees the slot. Lock held. The returned delivery must be passed
+    /// to `deliver` after the lock is released.
     func finishLocked(_ r: UInt32, _ result: Result<Int, Errno>, backend: BackendKind,
-                      _ deferred: inout Deferred) -> Delivery
+                      published: Bool = false, _ deferred: inout Deferred) -> Delivery
     {
         let s = requests[r]
-        var record = CompletionRecord()
-        record.request = r
-        record.generation = s.pointee.generation
-        record.opcode = s.pointee.opcode.rawValue
-        record.backend = backend.rawValue
-        switch result {
-        case .success(let n): record.result = Int64(n)
-        case .failure(let e): record.error = e.rawValue; record.result = -1
-        }
-        record.latencyNs = cuaio_now_ns() &- s.pointee.submittedNs
         if s.pointee.state == .held { withRing { $0.dropNeed() } }  // cancelled while held
-        storeResult(s.pointee.cb!, result, reapable: s.pointee.reapable)
-        s.pointee.reapable = false
+        let record = published ? CompletionRecord() : completionRecord(r, s.pointee, result, backend: backend)
+        if !published { storeResult(s.pointee.cb!, result) }
 
         if s.pointee.file != nilIndex {
             let (a, b) = files.leave(r, s, requests: requests)
@@ -529,7 +518,7 @@ public final class Engine: @unchecked Sendable {
                 groups.give(g)
             }
         }
-        let delivery = Delivery(record: record, notification: s.pointee.notification,
+        let delivery = Delivery(record: record, published: published, notification: s.pointee.notification,
                                 listNotification: listNotification)
         s.pointee.state = .free
         s.pointee.cb = nil
@@ -545,13 +534,49 @@ public final class Engine: @unchecked Sendable {
         return delivery
     }
 
+    /// The completion ring's record of request `r` (whose slot is `job`) ending with `result`.
+    @inline(__always)
+    private func completionRecord(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>,
+                                  backend: BackendKind) -> CompletionRecord
+    {
+        var record = CompletionRecord()
+        record.request = r
+        record.generation = job.generation
+        record.opcode = job.opcode.rawValue
+        record.backend = backend.rawValue
+        switch result {
+        case .success(let n): record.result = Int64(n)
+        case .failure(let e): record.error = e.rawValue; record.result = -1
+        }
+        record.latencyNs = cuaio_now_ns() &- job.submittedNs
+        return record
+    }
+
+    /// Publishes the final result of running request `r` (its slot, or the worker's copy of it,
+    /// is `job`) before its bookkeeping, without the engine lock: in the aiocb, in the completion
+    /// ring, and to a waiter asleep in the kernel. So a waiter sees it even while the lock's
+    /// holder cannot run: a signal handler's aio_suspend that interrupted the holder, on the
+    /// holder's own thread (compat/tests/suspend_handler.c). Only the backend running the
+    /// request calls it, with a result nothing re-issues; then finishLocked(published: true).
+    /// Until then the slot is live with a result in its aiocb: liveRequest no longer finds it,
+    /// and nothing may touch the aiocb (the program may free it once it saw the result).
+    func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {
+        let record = completionRecord(r, job, result, backend: backend)
+        storeResult(job.cb!, result)
+        ring.publish(record)
+        stats?.finished(record)
+        withRing { $0.ringDoorbellIfWaiting() }
+    }
+
     /// Publishes a completion and notifies, in that order (the result is already visible).
     /// `doorbell`: wake a thread sleeping in io_uring_enter for completions (URingBackend);
     /// false only for that thread's own deliveries.
     func deliver(_ d: Delivery, doorbell: Bool = true) {
-        ring.publish(d.record)
-        stats?.finished(d.record)  // here, not under the engine lock: it keeps the lock's holds short
-        if doorbell { withRing { $0.ringDoorbellIfWaiting() } }
+        if !d.published {
+            ring.publish(d.record)
+            stats?.finished(d.record)  // here, not under the engine lock: it keeps the lock's holds short
+            if doorbell { withRing { $0.ringDoorbellIfWaiting() } }
+        }
         d.notification.deliver(pid: pid)
         d.listNotification.deliver(pid: pid)
     }

@@ -190,8 +190,6 @@ struct RequestSlot {
     var cancel: CancelState = .none
     /// Runs with the submitter's identity, kept at the same index in `Engine.credentials`.
     var hasCredentials = false
-    /// Goes to the reap queue when it completes (Engine+Reap).
-    var reapable = false
     /// Cancelled on the ring because its submitter exits: re-issued on the pool if that moved
     /// no data (URingBackend+Exit.swift).
     var handOver = false

@@ -80,15 +80,16 @@ extension URingBackend {
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             batch.removeAll(keepingCapacity: true)
             while batch.count < Self.batchSize, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
-                batch.append((c.pointee.user_data, c.pointee.res))
+                let token = c.pointee.user_data, res = c.pointee.res
                 io_uring_cqe_seen(ring, c)
+                batch.append((token, res, publishIfFinal(token, res)))
             }
             if batch.isEmpty { return total }
             total += batch.count
             var deferred = Deferred()
             swap(&deferred.deliveries, &spareDeliveries)
             engine.lock.withLock {
-                for (token, res) in batch { completeLocked(token, res, &deferred) }
+                for (token, res, published) in batch { completeLocked(token, res, published: published, &deferred) }
             }
             engine.afterUnlock(&deferred)  // leaves the (emptied) array's capacity in place
             swap(&deferred.deliveries, &spareDeliveries)
@@ -102,8 +103,28 @@ extension URingBackend {
         !op.isExtended && (res == -EACCES || res == -EOPNOTSUPP || (res == -EINVAL && !reissued))
     }
 
+    /// Publishes the result of a CQE before the engine lock (Engine.publishEarly), if it is
+    /// final; whether it did. Not final: a refusal (re-issued on the pool) and ECANCELED or
+    /// EINTR, which a thread's exit may re-issue (a hand-over): those wait for the lock. Only
+    /// the CQ's consumer calls this (cqLock), and a request in the kernel ends only by its CQE,
+    /// so the slot's fields read here do not change meanwhile.
+    private func publishIfFinal(_ token: UInt64, _ res: Int32) -> Bool {
+        let r = UInt32(truncatingIfNeeded: token)
+        guard r < engine.requests.capacity, res != -ECANCELED, res != -EINTR else { return false }
+        let s = engine.requests[r]
+        guard s.pointee.state == .running, s.pointee.backend == .uring,
+              s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32),
+              !Self.refused(s.pointee.opcode, res, reissued: s.pointee.reissued)
+        else { return false }
+        engine.publishEarly(r, s.pointee, res >= 0 ? .success(Int(res)) : .failure(Errno(-res)), backend: .uring)
+        return true
+    }
+
     /// `reissue`: the request never reached the kernel (`reissueOnPool`, which decides the routes).
-    func completeLocked(_ token: UInt64, _ res: Int32, _ deferred: inout Deferred, reissue: Bool = false) {
+    /// `published`: its result is (publishIfFinal).
+    func completeLocked(_ token: UInt64, _ res: Int32, published: Bool = false, _ deferred: inout Deferred,
+                        reissue: Bool = false)
+    {
         let r = UInt32(truncatingIfNeeded: token)
         guard r < engine.requests.capacity else { return }
         let s = engine.requests[r]
@@ -111,6 +132,12 @@ extension URingBackend {
               s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
         else { return }
         leaveLocked(s)
+        let result: Result<Int, Errno> = res >= 0 ? .success(Int(res)) : .failure(Errno(-res))
+        if published {
+            s.pointee.handOver = false
+            deferred.deliveries.append(engine.finishLocked(r, result, backend: .uring, published: true, &deferred))
+            return
+        }
         if s.pointee.handOver {  // its submitter exits (URingBackend+Exit.swift)
             s.pointee.handOver = false
             if s.pointee.cancel == .none && (res == -ECANCELED || res == -EINTR) {  // moved nothing
@@ -128,7 +155,6 @@ extension URingBackend {
             engine.pool.enqueueLocked(r, &deferred)
             return
         }
-        let result: Result<Int, Errno> = res >= 0 ? .success(Int(res)) : .failure(Errno(-res))
         deferred.deliveries.append(engine.finishLocked(r, result, backend: .uring, &deferred))
     }
 
@@ -175,7 +201,9 @@ extension URingBackend {
             // Until the kernel, or a thread leaving CQEs behind, signals the eventfd; at most
             // `backstopMs` while requests are in flight (the header). With cooperative
             // task_work, while a need is counted, kicking the threads whose requests these are.
-            let busy = engine.lock.withLock { inFlight > 0 }
+            // Lock-free (`submitters` is 0 exactly when nothing is in flight): a reaper blocked on
+            // the engine lock could not reap for a signal handler's wait that interrupted its holder.
+            let busy = cuaio_load_u64_relaxed(submitters) != 0
             var timeoutNs = UInt64(busy ? min(idleMs, backstopMs) : idleMs) * 1_000_000
             let kicking = busy && cuaio_load_u32_seqcst(needs) > 0
             if kicking, let cap = kickCap(interval: interval, due: due) { timeoutNs = min(timeoutNs, cap) }

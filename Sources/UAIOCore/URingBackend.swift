@@ -62,9 +62,9 @@ final class URingBackend: IOBackend, @unchecked Sendable {
     /// The routes as set up, never changed: the uaio_ops.h operations never move (their EINVAL,
     /// EACCES and EOPNOTSUPP are their own), so these may be read without the lock for them.
     private let initialRoutes: [Bool]
-    /// cqLock: a drained batch of (user_data, res), and completions to deliver, both reused so
+    /// cqLock: a drained batch of (user_data, res, published early), and completions to deliver, both reused so
     /// that reaping never allocates.
-    @exclusivity(unchecked) var batch: [(UInt64, Int32)] = []
+    @exclusivity(unchecked) var batch: [(UInt64, Int32, Bool)] = []
     @exclusivity(unchecked) var spareDeliveries: [Delivery] = []
     /// io_uring_enter calls that submitted (relaxed: a statistic, for the CLI and tests).
     let enters: UnsafeMutablePointer<UInt64> = zeroedWords()

@@ -270,10 +270,15 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 engine.lock.unlock()
                 // afterUnlock first: it releases the ring's SQ lock, which deliver's doorbell takes.
                 engine.afterUnlock(&deferred)
+                // Each result is published as it comes, before the lock (Engine.publishEarly).
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
+                if let result { engine.publishEarly(r, job, result, backend: .pool) }
                 for i in 0..<batched {
                     var asleep = false  // (a buffered write: perform never learns otherwise)
-                    (batchResults + i).initialize(to: perform(engine.requests[batch[i]].pointee, batch[i], q, &asleep))
+                    let other = engine.requests[batch[i]].pointee
+                    let result = perform(other, batch[i], q, &asleep)
+                    engine.publishEarly(batch[i], other, result, backend: .pool)
+                    (batchResults + i).initialize(to: result)
                 }
                 engine.lock.lock()
                 addActive(-1 - Int32(batched))
@@ -282,10 +287,12 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                     engine.stats?.publishWorkers(q)
                 }
                 // nil: handed to its canceller, which finishes it.
-                if let result { deferred.deliveries.append(engine.finishLocked(r, result, backend: .pool, &deferred)) }
+                if let result {
+                    deferred.deliveries.append(engine.finishLocked(r, result, backend: .pool, published: true, &deferred))
+                }
                 for i in 0..<batched {
                     let result = (batchResults + i).move()
-                    deferred.deliveries.append(engine.finishLocked(batch[i], result, backend: .pool, &deferred))
+                    deferred.deliveries.append(engine.finishLocked(batch[i], result, backend: .pool, published: true, &deferred))
                 }
                 continue
             }
