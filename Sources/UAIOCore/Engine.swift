@@ -239,8 +239,13 @@ public final class Engine: @unchecked Sendable {
     public var completedCount: UInt64 { cuaio_load_u64_relaxed(counters + 1) }
     public var canceledCount: UInt64 { cuaio_load_u64_relaxed(counters + 2) }
     public var rejectedCount: UInt64 { cuaio_load_u64_relaxed(counters + 3) }
-    /// Requests submitted and not yet completed.
-    public var inFlight: Int { lock.withLock { Int(requests.live) } }
+    /// Requests submitted whose result is not yet visible (lock-free: the counters count a
+    /// result as it is published, before its slot is freed). Exact when nothing moves; read
+    /// meanwhile, it may miss one just submitted.
+    public var inFlight: Int {
+        let ended = completedCount &+ canceledCount  // first: a submission is counted after its inline end
+        return Int(clamping: max(0, Int64(bitPattern: submittedCount &- ended)))
+    }
 
     // MARK: submission
 
@@ -524,6 +529,13 @@ public final class Engine: @unchecked Sendable {
         s.pointee.cb = nil
         stats?.publishState(r, s, live: requests.live - 1)
         requests.give(r)
+        if !published { count(result) }
+        return delivery
+    }
+
+    /// Counts a result, once it is visible: a program that saw it sees it counted.
+    @inline(__always)
+    private func count(_ result: Result<Int, Errno>) {
         // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
         // this (worker) thread, which a concurrent fork() can leave locked in the child.
         if case .failure(.canceled) = result {
@@ -531,7 +543,6 @@ public final class Engine: @unchecked Sendable {
         } else {
             _ = cuaio_add_u64_relaxed(counters + 1, 1)
         }
-        return delivery
     }
 
     /// The completion ring's record of request `r` (whose slot is `job`) ending with `result`.
@@ -563,6 +574,7 @@ public final class Engine: @unchecked Sendable {
     func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {
         let record = completionRecord(r, job, result, backend: backend)
         storeResult(job.cb!, result)
+        count(result)
         ring.publish(record)
         stats?.finished(record)
         withRing { $0.ringDoorbellIfWaiting() }
