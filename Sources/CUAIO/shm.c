@@ -71,25 +71,55 @@ void *uaio_shm_create(int pid, uint64_t size) {
     return p;
 }
 
-void *uaio_shm_open(int pid, uint64_t *size) {
+/* Larger than any region the library makes (a header and 4096 records): a bigger file is no region. */
+#define UAIO_SHM_MAX_SIZE (1u << 24)
+
+void *uaio_shm_snapshot(int pid, uint64_t *size, uint32_t *owner, int *fd_out) {
     char path[64];
     region_path(path, sizeof path, pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO (anybody may make one by that name) must not hang the reader. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) return NULL;
     struct stat st;
-    int bad = fstat(fd, &st) != 0 ? errno : (uint64_t)st.st_size < sizeof(struct uaio_shm_header) ? EPROTO : 0;
+    int bad = fstat(fd, &st) != 0 ? errno
+        : !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(struct uaio_shm_header)
+            || st.st_size > (off_t)UAIO_SHM_MAX_SIZE ? EPROTO : 0;
+    char *p = bad ? NULL : malloc((size_t)st.st_size);
+    if (!bad && !p) bad = ENOMEM;
+    size_t got = 0;
+    while (!bad && got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break; /* truncated meanwhile: what was read */
+        got += (size_t)n;
+    }
+    if (!bad && got < sizeof(struct uaio_shm_header)) bad = EPROTO;
     if (bad) {
+        free(p);
         close(fd);
         errno = bad;
         return NULL;
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) {
-        errno = e;
-        return NULL;
-    }
-    *size = (uint64_t)st.st_size;
+    *size = got;
+    *owner = st.st_uid;
+    *fd_out = fd;
     return p;
+}
+
+static int pread_all(int fd, void *buf, size_t n, uint64_t offset) {
+    ssize_t r;
+    do r = pread(fd, buf, n, (off_t)offset);
+    while (r < 0 && errno == EINTR);
+    return r == (ssize_t)n;
+}
+
+int uaio_shm_read_record(int fd, uint64_t offset, struct uaio_shm_request *out) {
+    /* The sequence lock, through the file: the sequence, the record, the sequence again. */
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t a, b;
+        if (!pread_all(fd, &a, sizeof a, offset) || !pread_all(fd, out, sizeof *out, offset)) return 0;
+        if (a & 1 || out->seq != a || !pread_all(fd, &b, sizeof b, offset)) continue;
+        if (b == a) return 1;
+    }
+    return 0;
 }

@@ -126,7 +126,7 @@ func statReport(_ r: Region) -> (json: JSON, text: String) {
                           ("cq_pending", sqcq.map { .int(Int64(clamping: $0.cq)) } ?? .null)])),
         ("latency", .array(lat)),
     ])
-    var text = "pid \(r.pid) (\(r.command)), up \(duration(cuaio_now_ns() &- h.started_ns)), \(h.in_flight) in flight; "
+    var text = "pid \(r.pid) (\(terminalSafe(r.command))), up \(duration(cuaio_now_ns() &- h.started_ns)), \(h.in_flight) in flight; "
     text += "submitted " + zip(opNames, submitted).map { "\($0) \($1)" }.joined(separator: ", ")
     text += "; rejected \(h.rejected)\n"
     text += h.ring == 0 ? "ring: not in use\n"

@@ -34,37 +34,77 @@ enum RegionError: Error, CustomStringConvertible {
     }
 }
 
-struct Region {
+/// A private copy of a process's region (uaio_shm_snapshot), taken when it is opened: the
+/// region is another process's memory, which may change under the reader, shrink (a mapping
+/// would SIGBUS) or be something else by that name (a FIFO would hang the open).
+final class Region {
     let pid: pid_t
     let base: UnsafeRawPointer
     let size: Int
+    /// The file's uid, and the open file (records being written are read again from it).
+    let owner: uid_t
+    private let fd: CInt
     var header: UnsafePointer<uaio_shm_header> { base.assumingMemoryBound(to: uaio_shm_header.self) }
+
+    private init(pid: pid_t, base: UnsafeRawPointer, size: Int, owner: uid_t, fd: CInt) {
+        (self.pid, self.base, self.size, self.owner, self.fd) = (pid, base, size, owner, fd)
+    }
+
+    deinit {
+        free(UnsafeMutableRawPointer(mutating: base))
+        close(fd)
+    }
 
     static func path(_ pid: pid_t) -> String { "/dev/shm/uaio.\(pid)" }
 
-    /// Whether `pid` is a live process that maps its region (after exec or pid reuse it does not).
-    static func isLive(_ pid: pid_t) -> Bool {
-        if kill(pid, 0) != 0 && errno == ESRCH { return false }
-        // Another user's maps are unreadable: assume the region is what it says.
-        return readAll("/proc/\(pid)/maps")?.contains(path(pid)) ?? true
+    /// Whether process `pid` maps its region (after exec or pid reuse it does not): a line of
+    /// its maps whose path is exactly the region's. nil if the maps cannot be read (a process
+    /// of another user, or one that is not dumpable).
+    static func mapsRegion(_ pid: pid_t) -> Bool? {
+        guard let maps = readAll("/proc/\(pid)/maps") else { return nil }
+        let wanted = path(pid)
+        return maps.split(separator: "\n").contains { line in
+            // address perms offset dev inode path: the path is what follows the fifth field.
+            var rest = Substring(line)
+            for _ in 0..<5 {
+                rest = rest.drop { $0 != " " }.drop { $0 == " " }
+            }
+            return rest == wanted
+        }
+    }
+
+    /// The uids of process `pid` (real, effective, saved, filesystem); empty if it is gone.
+    static func uids(_ pid: pid_t) -> [uid_t] {
+        guard let status = readAll("/proc/\(pid)/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })
+        else { return [] }
+        return line.dropFirst(4).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { uid_t($0) }
+    }
+
+    /// Whether this region describes the live process `pid`: it names that pid, the file is
+    /// owned by one of the process's uids (any user can write a region under any pid's name),
+    /// and the process maps it, where its maps can be read.
+    var describesLiveProcess: Bool {
+        guard header.pointee.pid == pid, Self.uids(pid).contains(owner) else { return false }
+        return Self.mapsRegion(pid) ?? true
     }
 
     static func open(_ pid: pid_t) throws(RegionError) -> Region {
         guard kill(pid, 0) == 0 || errno == EPERM else { throw .noProcess(pid) }
-        var size: UInt64 = 0
-        guard let p = uaio_shm_open(pid, &size) else {
+        var size: UInt64 = 0, owner: UInt32 = 0, fd: CInt = -1
+        guard let p = uaio_shm_snapshot(pid, &size, &owner, &fd) else {
             switch errno {
-            case ENOENT: throw .notUsingUAIO(pid)
+            case ENOENT, EPROTO: throw .notUsingUAIO(pid)
             case EACCES, EPERM: throw .permission(pid)
             case let e: throw .unreadable(pid, Errno(e))
             }
         }
-        let r = Region(pid: pid, base: UnsafeRawPointer(p), size: Int(size))
+        let r = Region(pid: pid, base: UnsafeRawPointer(p), size: Int(size), owner: owner, fd: fd)
         guard r.header.pointee.magic == UAIO_SHM_MAGIC else { throw .notUsingUAIO(pid) }
         guard r.header.pointee.version == UAIO_SHM_VERSION else {
             throw .unknownLayout(pid, version: r.header.pointee.version)
         }
-        guard isLive(pid) else { throw .notUsingUAIO(pid) }
+        guard r.describesLiveProcess else { throw .notUsingUAIO(pid) }
         return r
     }
 
@@ -77,8 +117,8 @@ struct Region {
         while let e = readdir(dir) {
             let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard name.hasPrefix("uaio."), let pid = pid_t(name.dropFirst(5)) else { continue }
-            if isLive(pid) {
-                pids.append(pid)
+            if kill(pid, 0) == 0 || errno == EPERM, Self.mapsRegion(pid) != false {
+                pids.append(pid)  // (Region.open checks the rest)
             } else if kill(pid, 0) != 0 && errno == ESRCH || isOld(path(pid)) {
                 unlink(path(pid))  // (a young one may be a region whose process maps it right now)
             }
@@ -101,13 +141,15 @@ struct Region {
     func requests() -> [(slot: Int, record: uaio_shm_request)] {
         let n = Int(header.pointee.request_capacity)
         guard Int(header.pointee.header_size) + n * MemoryLayout<uaio_shm_request>.stride <= size else { return [] }
-        let recs = (base + Int(header.pointee.header_size)).assumingMemoryBound(to: uaio_shm_request.self)
         var out: [(Int, uaio_shm_request)] = []
+        let stride = MemoryLayout<uaio_shm_request>.stride, state = MemoryLayout<uaio_shm_request>.offset(of: \.state)!
+        // The copy may hold a record torn by a write: each in use is read again consistently.
+        // (Bytes, not records, from the copy: `header_size` is the region's, maybe unaligned.)
         for i in 0..<n {
+            let offset = Int(header.pointee.header_size) + i * stride
+            guard base.load(fromByteOffset: offset + state, as: UInt8.self) != 0 else { continue }
             var r = uaio_shm_request()
-            var tries = 0
-            while uaio_shm_read(recs + i, &r) == 0 && tries < 1000 { tries += 1 }
-            if r.state != 0 { out.append((i, r)) }
+            if uaio_shm_read_record(fd, UInt64(offset), &r) == 1 && r.state != 0 { out.append((i, r)) }
         }
         return out
     }

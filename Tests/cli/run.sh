@@ -136,6 +136,15 @@ for mode in counters-sum counter-int64 rejected latency-sum latency-bucket start
     for sub in stat requests; do "$work/crafted" "$uaio" "$mode" "$sub" || crafted_failed+=" $mode/$sub"; done
 done
 "$work/crafted" "$uaio" mtime-past ps || crafted_failed+=" mtime-past/ps"
+# Not this process's region (a FIFO, another owner, another pid), and a command name made of
+# terminal escapes: refused, never a hang; escaped in the text output.
+for mode in fifo owner pid; do
+    for sub in stat requests; do
+        "$work/crafted" "$uaio" "$mode" "$sub"; rc=$?
+        [ $rc = 0 ] || [ $rc = 77 ] || crafted_failed+=" $mode/$sub"
+    done
+done
+for sub in stat ps requests; do "$work/crafted" "$uaio" escape "$sub" || crafted_failed+=" escape/$sub"; done
 if [ -z "$crafted_failed" ]; then pass=$((pass+1)); echo "PASS crafted regions"
 else fail=$((fail+1)); echo "FAIL crafted regions:$crafted_failed"; fi
 

@@ -112,7 +112,13 @@ static inline uint32_t uaio_shm_load32(const uint32_t *p) { return __atomic_load
 /* Creates /dev/shm/uaio.PID (0600, replacing a stale one) of `size` bytes and maps it shared.
  * NULL with errno on failure. */
 void *uaio_shm_create(int pid, uint64_t size);
-/* Maps an existing region read-only; `size` gets its size. NULL with errno on failure. */
-void *uaio_shm_open(int pid, uint64_t *size);
+/* A private copy of process `pid`'s region (a region is another process's memory: a mapping
+ * that its owner truncates would SIGBUS the reader). Only a regular file of a region's size
+ * qualifies (EPROTO otherwise); `size` gets the bytes read, `owner` the file's uid, `fd` the
+ * open file, for `uaio_shm_read_record`. Free the copy with free(), close the fd. NULL with errno. */
+void *uaio_shm_snapshot(int pid, uint64_t *size, uint32_t *owner, int *fd);
+/* Reads the record at `offset` of the region's file as `uaio_shm_read` reads one in memory;
+ * 1 if a consistent copy came, 0 if none did (gone, or always being written). */
+int uaio_shm_read_record(int fd, uint64_t offset, struct uaio_shm_request *out);
 
 #endif
