@@ -573,11 +573,16 @@ public final class Engine: @unchecked Sendable {
     /// and nothing may touch the aiocb (the program may free it once it saw the result).
     func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {
         let record = completionRecord(r, job, result, backend: backend)
+        cuaio_store_u32_seqcst(Self.publishedWord(requests[r]), 1)  // before the result: cancel's read
         storeResult(job.cb!, result)
         count(result)
         ring.publish(record)
         stats?.finished(record)
         withRing { $0.ringDoorbellIfWaiting() }
+    }
+
+    static func publishedWord(_ s: UnsafeMutablePointer<RequestSlot>) -> UnsafeMutablePointer<UInt32> {
+        (UnsafeMutableRawPointer(s) + MemoryLayout<RequestSlot>.offset(of: \.published)!).assumingMemoryBound(to: UInt32.self)
     }
 
     /// Publishes a completion and notifies, in that order (the result is already visible).
@@ -608,6 +613,8 @@ public final class Engine: @unchecked Sendable {
         lock.withLock {
             func cancelOne(_ r: UInt32) {
                 let s = requests[r]
+                // Its result is out (publishEarly): done, and its aiocb no longer ours to read.
+                if cuaio_load_u32_seqcst(Self.publishedWord(s)) != 0 { return }
                 switch s.pointee.state {
                 case .held:
                     canceled += 1

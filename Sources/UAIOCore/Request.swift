@@ -168,7 +168,7 @@ let nilIndex = UInt32.max
 
 /// One request. Lists are threaded through slots by index, so queueing never allocates.
 struct RequestSlot {
-    // Laid out by hand: the one-byte fields share the gap before `buffer` (a slot is 144 bytes).
+    // Laid out by hand: the one-byte fields share the gap before `buffer`.
     var cb: UnsafeMutablePointer<aiocb>? = nil
     var generation: UInt32 = 0
     var state: RequestState = .free
@@ -212,6 +212,9 @@ struct RequestSlot {
     var workerTid: pid_t = 0
     /// That worker's eventfd when cancels reach it by poll(2), not by a signal; -1 otherwise.
     var workerWakeFD: CInt = -1
+    /// 1 once Engine.publishEarly is storing its result (set without the lock, seq_cst): the
+    /// aiocb is the program's again, and aio_cancel counts the request as done.
+    var published: UInt32 = 0
     /// Futex word: 1 once the worker acknowledged a cancel (the canceller sleeps on it).
     var cancelAck: UInt32 = 0
     /// The free list link.
