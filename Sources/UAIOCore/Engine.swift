@@ -68,6 +68,9 @@ public final class Engine: @unchecked Sendable {
     let tryInline: Bool
     /// submitted, completed, canceled, failed at submission (relaxed counters).
     let counters: UnsafeMutablePointer<UInt64>
+    /// Requests whose result is out (publishEarly) and whose slot is not yet free: a full
+    /// table with some is full only until their publishers get the lock (`submit`).
+    let retiring: UnsafeMutablePointer<UInt32>
     /// UAIO_SPIN_US in ns; 0 with a single CPU, where a spin only delays the thread it waits for.
     let spinLimitNs: UInt64
     /// How long waits have lasted lately, in ns (Engine+Wait): a moving average, relaxed (a hint;
@@ -122,6 +125,8 @@ public final class Engine: @unchecked Sendable {
         tryInline = configuration.tryInline.value
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
+        retiring = .allocate(capacity: 1)
+        retiring.initialize(to: 0)
         spinLimitNs = sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 ? UInt64(configuration.spinUs.value) * 1000 : 0
         // A contended engine lock spins for at most 10 us (its holds are well under one), except
         // on a single CPU (lock.c). Not tied to UAIO_SPIN_US: with that at 0, a lock that slept
@@ -259,10 +264,35 @@ public final class Engine: @unchecked Sendable {
 
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
         var e = validateAndQueue(cb, opcode, group: group, &deferred)
+        if case .again? = e { e = submitWhenRetired(cb, opcode, group: group, &deferred) }
         if case .badFD? = e { e = deferBadFD(cb, opcode, &deferred) }
         _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
         if e != nil { stats?.rejected() }  // (accepted ones are counted where they take a slot)
         return e
+    }
+
+    /// The table was full, but some of its requests have ended: their results are out, and a
+    /// program that reaped one may submit one (compat/tests/limits.c, 8 in flight of 8). Their
+    /// slots are freed as soon as their publishers get the lock, which this thread has released:
+    /// it lets them (and, in a list, submits what it filled, which releases the ring's SQ lock
+    /// that a retirement may need), then tries again: once in any case (the one it waited for
+    /// may have gone between its look at the table and its look at `retiring`), and again while
+    /// some are pending. EAGAIN only if the table stays full.
+    static let retirePatienceNs: UInt64 = 100_000_000
+
+    @inline(never)
+    private func submitWhenRetired(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
+        let deadline = cuaio_now_ns() &+ Self.retirePatienceNs
+        var tries = 0
+        while true {
+            afterUnlock(&deferred)
+            tries += 1
+            if tries < 64 { sched_yield() } else { usleep(50) }  // (a publisher asleep on the lock)
+            // Read before the attempt: none pending then, and the table still full, is full.
+            let pending = cuaio_load_u32_seqcst(retiring) != 0
+            let e = validateAndQueue(cb, opcode, group: group, &deferred)
+            guard case .again? = e, pending, cuaio_now_ns() < deadline else { return e }
+        }
     }
 
     /// EBADF (a closed fd, or one not open for the direction) of a read or write is reported
@@ -529,7 +559,7 @@ public final class Engine: @unchecked Sendable {
         s.pointee.cb = nil
         stats?.publishState(r, s, live: requests.live - 1)
         requests.give(r)
-        if !published { count(result) }
+        if published { _ = cuaio_sub_u32_seqcst(retiring, 1) } else { count(result) }
         return delivery
     }
 
@@ -574,6 +604,7 @@ public final class Engine: @unchecked Sendable {
     func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {
         let record = completionRecord(r, job, result, backend: backend)
         cuaio_store_u32_seqcst(Self.publishedWord(requests[r]), 1)  // before the result: cancel's read
+        _ = cuaio_add_u32_seqcst(retiring, 1)  // before the result: a submitter that saw it sees this
         storeResult(job.cb!, result)
         count(result)
         ring.publish(record)
