@@ -60,6 +60,10 @@ final class WorkQueue {
     /// Workers alive, waiting for work, claimed by a signal but not yet awake, and sleeping in
     /// the kernel on a request.
     @exclusivity(unchecked) var total = 0, idle = 0, claimed = 0, blocked = 0
+    /// Workers whose system call ended, on their way back to the lock (seq_cst; raised without
+    /// the lock before their results are published, lowered under it): their requests may look
+    /// done to the program already, and they take the next one, so nobody starts a worker for it.
+    let returning: UnsafeMutablePointer<UInt32>
     let condition: Lock.Condition
 
     init(_ workClass: WorkClass, limit: Int, lock: Lock) {
@@ -68,6 +72,8 @@ final class WorkQueue {
         condition = lock.makeCondition()
         backlog = .allocate(capacity: 1)
         backlog.initialize(to: 0)
+        returning = .allocate(capacity: 1)
+        returning.initialize(to: 0)
         let levels = Int(Engine.maxRequestPriority) + 1
         heads = .allocate(capacity: levels)
         heads.initialize(repeating: nilIndex, count: levels)
@@ -199,7 +205,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     /// Reserves a new worker (lock held) when work waits that no awake worker will take soon:
     /// unbounded work always; bounded work while fewer than `runnableCap` workers are awake.
     private func startWorkerIfUseful(_ q: WorkQueue, _ deferred: inout Deferred) {
-        let waiting = q.queued - q.claimed
+        let waiting = q.queued - q.claimed - Int(cuaio_load_u32_seqcst(q.returning))
         guard waiting > 0, q.total < q.limit else { return }
         let awake = q.total - q.blocked
         guard q.workClass == .unbounded || awake < min(runnableCap, waiting) else { return }
@@ -272,6 +278,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 engine.afterUnlock(&deferred)
                 // Each result is published as it comes, before the lock (Engine.publishEarly).
                 let result = q.workClass == .unbounded ? performInterruptibly(job, r) : perform(job, r, q, &sleeping)
+                _ = cuaio_add_u32_seqcst(q.returning, 1)
                 if let result { engine.publishEarly(r, job, result, backend: .pool) }
                 for i in 0..<batched {
                     var asleep = false  // (a buffered write: perform never learns otherwise)
@@ -281,6 +288,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                     (batchResults + i).initialize(to: result)
                 }
                 engine.lock.lock()
+                _ = cuaio_sub_u32_seqcst(q.returning, 1)
                 addActive(-1 - Int32(batched))
                 if sleeping {
                     q.blocked -= 1
