@@ -595,10 +595,11 @@ public final class Engine: @unchecked Sendable {
 
     /// Publishes the final result of running request `r` (its slot, or the worker's copy of it,
     /// is `job`) before its bookkeeping, without the engine lock: in the aiocb, in the completion
-    /// ring, and to a waiter asleep in the kernel. So a waiter sees it even while the lock's
-    /// holder cannot run: a signal handler's aio_suspend that interrupted the holder, on the
-    /// holder's own thread (compat/tests/suspend_handler.c). Only the backend running the
-    /// request calls it, with a result nothing re-issues; then finishLocked(published: true).
+    /// ring, and to a waiter asleep in the kernel. A backend that finds the lock taken does this
+    /// before it waits for it, so a waiter sees the result even while the lock's holder cannot
+    /// run: a signal handler's aio_suspend that interrupted the holder, on the holder's own
+    /// thread (compat/tests/suspend_handler.c). Only the backend running the request calls it,
+    /// with a result nothing re-issues; then finishLocked(published: true).
     /// Until then the slot is live with a result in its aiocb: liveRequest no longer finds it,
     /// and nothing may touch the aiocb (the program may free it once it saw the result).
     func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {

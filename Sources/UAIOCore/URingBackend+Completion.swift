@@ -80,17 +80,21 @@ extension URingBackend {
             var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             batch.removeAll(keepingCapacity: true)
             while batch.count < Self.batchSize, io_uring_peek_cqe(ring, &cqe) == 0, let c = cqe {
-                let token = c.pointee.user_data, res = c.pointee.res
+                batch.append((c.pointee.user_data, c.pointee.res, false))
                 io_uring_cqe_seen(ring, c)
-                batch.append((token, res, publishIfFinal(token, res)))
             }
             if batch.isEmpty { return total }
             total += batch.count
             var deferred = Deferred()
             swap(&deferred.deliveries, &spareDeliveries)
-            engine.lock.withLock {
-                for (token, res, published) in batch { completeLocked(token, res, published: published, &deferred) }
+            // Final results go out before the lock when it is taken (as the pool's do): its
+            // holder may be a thread that a signal handler interrupted to wait for one.
+            if !engine.lock.tryLock() {
+                for i in batch.indices { batch[i].2 = publishIfFinal(batch[i].0, batch[i].1) }
+                engine.lock.lock()
             }
+            for (token, res, published) in batch { completeLocked(token, res, published: published, &deferred) }
+            engine.lock.unlock()
             engine.afterUnlock(&deferred)  // leaves the (emptied) array's capacity in place
             swap(&deferred.deliveries, &spareDeliveries)
         }
