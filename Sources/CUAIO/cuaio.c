@@ -305,15 +305,28 @@ static void fork_child(void) {
     __atomic_store_n(&creating, 0, __ATOMIC_RELAXED);
     /* The parent's ring requests are not this child's. */
     memset(thread_ring.of, 0, sizeof thread_ring.of);
-    fork_child_hook();
+    /* The creation lock the prepare handler took (or a parent thread held) is fresh here, and
+     * the parent's engine is not this child's: also before any engine was built. */
+    cuaio_engine_reset();
+    void (*hook)(void) = __atomic_load_n(&fork_child_hook, __ATOMIC_ACQUIRE);
+    if (hook) hook();
+}
+
+/* The fork handlers are registered when the library is loaded, not at first use: registered
+ * by the first caller, a second caller could take the creation lock before they existed, and a
+ * fork then left the child that lock held (a hang in its first AIO call). Registering starts
+ * no thread and installs no signal handler; glibc drops the handlers at dlclose. */
+__attribute__((constructor)) static void register_fork_handlers(void) {
+    atfork_registered = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 }
 
 void cuaio_register_atfork(void (*child)(void)) {
-    // Handlers survive fork(), and so does this flag: a forked child never adds a second one.
-    if (__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL) == 0) {
-        fork_child_hook = child;
+    // release: a fork_child that sees the hook sees what it needs.
+    __atomic_store_n(&fork_child_hook, child, __ATOMIC_RELEASE);
+    // Should the constructor's registration have failed (ENOMEM), once here, as before.
+    if (!__atomic_load_n(&atfork_registered, __ATOMIC_ACQUIRE) &&
+        __atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL) == 0)
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-    }
 }
 
 void *cuaio_engine_load(void) { return __atomic_load_n(&engine_ptr, __ATOMIC_ACQUIRE); }

@@ -1,11 +1,12 @@
-/* fork() while another thread builds the engine (its first AIO call): the child must not
- * inherit the build's lock held. Each round is a fresh process whose second thread makes the
- * first AIO call while the main thread forks a little later; the grandchild then makes its
- * own AIO call, with an alarm as the judge of a hang. */
+/* fork() while other threads build the engine (their first AIO calls): the child must not
+ * inherit the build's lock held. Each round is a fresh process whose two other threads make
+ * their first AIO calls at once (the second may take the build's lock as soon as the first
+ * is past its own start) while the main thread forks a little later; the grandchild then makes
+ * its own AIO call, with an alarm as the judge of a hang. */
 #include "helpers.h"
 #include <sys/wait.h>
 
-enum { ROUNDS = 40 };
+enum { ROUNDS = 80 };
 static int fd;
 
 static void *first_call(void *arg) {
@@ -29,16 +30,18 @@ static int in_child(void) {
 }
 
 static int round_process(int round) {
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, first_call, NULL) == 0, "pthread_create");
-    /* 0 to about 1 ms: the build takes a few hundred microseconds. */
-    for (volatile int spin = 0; spin < round * 2000; spin++) {}
+    pthread_t t, u;
+    CHECK(pthread_create(&t, NULL, first_call, NULL) == 0 && pthread_create(&u, NULL, first_call, NULL) == 0,
+          "pthread_create");
+    /* 0 to about 0.1 ms: the threads start and race to the build, which takes a few hundred. */
+    for (volatile int spin = 0; spin < round * 300; spin++) {}
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) _exit(in_child());
     int status;
     CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
     pthread_join(t, NULL);
+    pthread_join(u, NULL);
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) return 2;  // hung
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
