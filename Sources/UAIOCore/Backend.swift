@@ -37,6 +37,9 @@ struct Deferred {
     var submitRing = false
     /// The ring's first submission: start its reaper.
     var startReaper = false
+    /// The request table was full while some of its requests had their results out (Engine's
+    /// `retiring`, read under the lock): full only until those are retired.
+    var fullWhileRetiring = false
 
     var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty && !submitRing && !startReaper && !holdsSQ }
 }

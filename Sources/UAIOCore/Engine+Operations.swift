@@ -53,7 +53,9 @@ extension Engine {
         defer { lock.unlock() }
         guard liveRequest(for: cb) == nil, let r = requests.take() else {
             cuaio_creds_release(&creds)
-            return liveRequest(for: cb) != nil ? .invalid : .again
+            if liveRequest(for: cb) != nil { return .invalid }
+            deferred.fullWhileRetiring = cuaio_load_u32_seqcst(retiring) != 0
+            return .again
         }
         let s = requests[r]
         let generation = s.pointee.generation

@@ -264,7 +264,7 @@ public final class Engine: @unchecked Sendable {
 
     func submit(_ cb: AIOCB, _ opcode: Opcode, group: UInt32, _ deferred: inout Deferred) -> Errno? {
         var e = validateAndQueue(cb, opcode, group: group, &deferred)
-        if case .again? = e { e = submitWhenRetired(cb, opcode, group: group, &deferred) }
+        if case .again? = e, deferred.fullWhileRetiring { e = submitWhenRetired(cb, opcode, group: group, &deferred) }
         if case .badFD? = e { e = deferBadFD(cb, opcode, &deferred) }
         _ = cuaio_add_u64_relaxed(counters + (e == nil ? 0 : 3), 1)
         if e != nil { stats?.rejected() }  // (accepted ones are counted where they take a slot)
@@ -275,9 +275,9 @@ public final class Engine: @unchecked Sendable {
     /// program that reaped one may submit one (compat/tests/limits.c, 8 in flight of 8). Their
     /// slots are freed as soon as their publishers get the lock, which this thread has released:
     /// it lets them (and, in a list, submits what it filled, which releases the ring's SQ lock
-    /// that a retirement may need), then tries again: once in any case (the one it waited for
-    /// may have gone between its look at the table and its look at `retiring`), and again while
-    /// some are pending. EAGAIN only if the table stays full.
+    /// that a retirement may need), then tries again, while the table is full with some of
+    /// them in it (read under the lock, where no retirement can pass unseen). EAGAIN only if
+    /// the table is full of requests whose results nobody has seen.
     static let retirePatienceNs: UInt64 = 100_000_000
 
     @inline(never)
@@ -288,10 +288,9 @@ public final class Engine: @unchecked Sendable {
             afterUnlock(&deferred)
             tries += 1
             if tries < 64 { sched_yield() } else { usleep(50) }  // (a publisher asleep on the lock)
-            // Read before the attempt: none pending then, and the table still full, is full.
-            let pending = cuaio_load_u32_seqcst(retiring) != 0
+            deferred.fullWhileRetiring = false
             let e = validateAndQueue(cb, opcode, group: group, &deferred)
-            guard case .again? = e, pending, cuaio_now_ns() < deadline else { return e }
+            guard case .again? = e, deferred.fullWhileRetiring, cuaio_now_ns() < deadline else { return e }
         }
     }
 
@@ -339,7 +338,7 @@ public final class Engine: @unchecked Sendable {
         defer { lock.unlock() }
         var entry: FDEntry
         let status: FileIdentity?, kind: FileKind
-        if let hit = files.cached(fd), hit.kind != .stream {
+        if let hit = cachedFile(fd), hit.kind != .stream {
             (entry, status, kind) = (hit, nil, hit.kind)  // the hot path: nothing to copy or call
         } else {
             switch lookUpLocked(fd, knownFlags: knownFlags, &deferred) {
@@ -361,7 +360,10 @@ public final class Engine: @unchecked Sendable {
         let stream = kind == .stream
         let offset = Int64(cb.pointee.aio_offset)
         if !stream && !(append && opcode.isWrite) && !opcode.isSync && offset < 0 { return .invalid }
-        guard let r = requests.take() else { return .again }
+        guard let r = requests.take() else {
+            deferred.fullWhileRetiring = cuaio_load_u32_seqcst(retiring) != 0  // (decrements take the lock)
+            return .again
+        }
         if let st = status {
             guard let attached = files.attach(fd: fd, status: st, kind: kind, flags: entry.flags) else {
                 requests.give(r)
@@ -425,7 +427,7 @@ public final class Engine: @unchecked Sendable {
     private func lookUpLocked(_ fd: CInt, knownFlags: CInt?, _ deferred: inout Deferred) -> Result<FileLookup, Errno> {
         func same(_ e: FDEntry, _ id: FileIdentity) -> Bool { e.device == id.device && e.inode == id.inode }
         var status: FileIdentity? = nil
-        if let hit = files.cached(fd) {
+        if let hit = cachedFile(fd) {
             guard hit.kind == .stream else { return .success(FileLookup(entry: hit, status: nil, kind: hit.kind)) }
             lock.unlock()
             let st = system_fstat(fd)
@@ -435,7 +437,7 @@ public final class Engine: @unchecked Sendable {
             case .success(let v): now = v
             case .failure(let e): return .failure(e)
             }
-            if let again = files.cached(fd), same(again, now) {
+            if let again = cachedFile(fd), same(again, now) {
                 return .success(FileLookup(entry: again, status: nil, kind: again.kind))
             }
             status = now  // another file behind the same number now: a miss
@@ -456,10 +458,20 @@ public final class Engine: @unchecked Sendable {
             return system_inMemory(fd)
         }
         lock(holding: &deferred)
-        if let hit = files.cached(fd), same(hit, st) {
+        if let hit = cachedFile(fd), same(hit, st) {
             return .success(FileLookup(entry: hit, status: nil, kind: hit.kind))  // attached meanwhile
         }
         return .success(FileLookup(entry: FDEntry(flags: fl), status: st, kind: kind))
+    }
+
+    /// The fd cache's entry for `fd` (lock held), unless a request's result is out before its
+    /// bookkeeping (`retiring`): the program may have closed that request's fd and opened
+    /// another file under its number, which the entry, alive while its file has requests,
+    /// would not see (a write with the old file's O_APPEND lands at the wrong offset). Relaxed:
+    /// the program saw that result after the increment, and submits after it saw it.
+    @inline(__always)
+    private func cachedFile(_ fd: CInt) -> FDEntry? {
+        cuaio_load_u32_relaxed(retiring) == 0 ? files.cached(fd) : nil
     }
 
     /// Takes the engine lock. A thread that holds the ring's SQ lock (lio_listio keeps it from

@@ -2,6 +2,35 @@
  * requests complete), and RSS stays flat across 10^6 requests. */
 #include "helpers.h"
 
+static int shared_fd;
+static long refused;
+static pthread_mutex_t refused_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *two_in_flight(void *arg) {
+    long id = (long)arg;
+    static __thread char bufs[2][512];
+    struct aiocb cb[2];
+    long n = 0, mine = 0;
+    for (int k = 0; k < 2; k++) {
+        t_prep(&cb[k], shared_fd, bufs[k], 512);
+        while (aio_read(&cb[k]) != 0) mine++;
+    }
+    for (int i = 0; i < 50000; i++) {
+        struct aiocb *c = &cb[i % 2];
+        CHECK(t_wait(c, 10000) == 512, "thread %ld request %d", id, i);
+        c->aio_offset = ((n++ * 7 + id) * 4096) % (1 << 16);
+        while (aio_read(c) != 0) {
+            CHECK(errno == EAGAIN, "aio_read");
+            mine++;
+        }
+    }
+    for (int k = 0; k < 2; k++) CHECK(t_wait(&cb[k], 10000) == 512, "last");
+    pthread_mutex_lock(&refused_lock);
+    refused += mine;
+    pthread_mutex_unlock(&refused_lock);
+    return NULL;
+}
+
 int main(void) {
     setenv("UAIO_MAX_REQUESTS", "8", 1);
     int p[2];
@@ -40,6 +69,15 @@ int main(void) {
     long after = t_status("VmRSS");
     printf("RSS after 2*10^4 requests: %ld KiB; after 10^6: %ld KiB\n", before, after);
     CHECK(after - before < 1024, "RSS grew by %ld KiB", after - before);
+
+    /* 4 threads with 2 each: 8 in flight at most (a request is resubmitted once reaped), so
+     * no submission may fail. */
+    shared_fd = fd;
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, two_in_flight, (void *)i) == 0, "pthread_create");
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    printf("4 threads, 2 requests each: %ld submissions refused\n", refused);
+    CHECK(refused == 0, "EAGAIN with fewer than UAIO_MAX_REQUESTS in flight");
     t_require_uaio(1000000);
     return T_EXIT_PASS;
 }
