@@ -614,6 +614,16 @@ public final class Engine: @unchecked Sendable {
     /// with a result nothing re-issues; then finishLocked(published: true).
     /// Until then the slot is live with a result in its aiocb: liveRequest no longer finds it,
     /// and nothing may touch the aiocb (the program may free it once it saw the result).
+    ///
+    /// The words, in the order the publisher writes them, and who reads them:
+    ///
+    /// | word                        | written (ordering)                  | read by, and why                                        |
+    /// |-----------------------------|-------------------------------------|---------------------------------------------------------|
+    /// | WorkQueue.returning         | +1 by the worker first (seq_cst)    | startWorkerIfUseful: the worker takes the next request  |
+    /// | slot `published`            | 1 (seq_cst)                         | cancel, under the lock: done, its aiocb not ours        |
+    /// | Engine `retiring`           | +1 (seq_cst); -1 at the retirement  | a full table's submission (under the lock), the fd cache |
+    /// | aiocb result, counters      | storeResult (release), relaxed      | the program; inFlight, aio_waitcomplete's `outstanding` |
+    /// | completion ring sequence    | ring.publish (seq_cst)              | waiters, then the doorbell for one asleep in the kernel |
     func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {
         let record = completionRecord(r, job, result, backend: backend)
         cuaio_store_u32_seqcst(Self.publishedWord(requests[r]), 1)  // before the result: cancel's read
