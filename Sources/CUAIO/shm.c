@@ -3,6 +3,7 @@
 #include "uaio_shm.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -24,9 +25,42 @@ static void remove_region(void) {
     if (owner_pid == getpid()) unlink(owned_path);
 }
 
+uint64_t uaio_shm_pid_ns(void) {
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* The pid namespace a region's header names: 0 (unknown, or not a region we can read) when it
+ * cannot be read. */
+static uint64_t region_pid_ns(int dir, const char *name) {
+    int fd = openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return 0;
+    uint64_t ns = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        pread(fd, &ns, sizeof ns, offsetof(struct uaio_shm_header, pid_ns)) != (ssize_t)sizeof ns)
+        ns = 0;
+    close(fd);
+    return ns;
+}
+
+int uaio_shm_foreign(int pid) {
+    char path[64];
+    region_path(path, sizeof path, pid);
+    uint64_t ours = uaio_shm_pid_ns(), theirs = region_pid_ns(AT_FDCWD, path);
+    return ours != 0 && theirs != 0 && theirs != ours;
+}
+
+/* Whether the region `name` in `dir` was published in another pid namespace than `ours`:
+ * its pid is not ours to judge (a live process of another container may have it). */
+static int foreign(int dir, const char *name, uint64_t ours) {
+    uint64_t theirs = region_pid_ns(dir, name);
+    return ours != 0 && theirs != 0 && theirs != ours;
+}
+
 /* Regions of processes that are gone (children that left by _exit, crashes), removed when a
- * new one is made: /dev/shm is sticky, so only our user's go. */
-static void remove_dead_regions(void) {
+ * new one is made: /dev/shm is sticky, so only our user's go, and only of our pid namespace. */
+static void remove_dead_regions(uint64_t ns) {
     DIR *d = opendir("/dev/shm");
     if (!d) return;
     struct dirent *e;
@@ -35,6 +69,7 @@ static void remove_dead_regions(void) {
         if (strncmp(e->d_name, "uaio.", 5) != 0) continue;
         long pid = strtol(e->d_name + 5, &end, 10);
         if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (foreign(dirfd(d), e->d_name, ns)) continue;
         unlinkat(dirfd(d), e->d_name, 0);
     }
     closedir(d);
@@ -43,8 +78,15 @@ static void remove_dead_regions(void) {
 void *uaio_shm_create(int pid, uint64_t size) {
     char path[64];
     region_path(path, sizeof path, pid);
-    remove_dead_regions();
-    unlink(path); /* a dead process's region with our pid, or our own before an exec */
+    uint64_t ns = uaio_shm_pid_ns();
+    remove_dead_regions(ns);
+    /* A dead process's region with our pid, or our own before an exec; never another pid
+     * namespace's, whose process may be alive: then no region for this one (EEXIST). */
+    if (foreign(AT_FDCWD, path, ns)) {
+        errno = EEXIST;
+        return NULL;
+    }
+    unlink(path);
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return NULL;
     /* Every page allocated now: touching one that a full tmpfs cannot give later is SIGBUS. */
@@ -64,6 +106,7 @@ void *uaio_shm_create(int pid, uint64_t size) {
         return NULL;
     }
     madvise(p, size, MADV_DONTFORK); /* a forked child publishes its own region */
+    ((struct uaio_shm_header *)p)->pid_ns = ns;
     static int registered;
     if (!registered) registered = atexit(remove_region) == 0;
     snprintf(owned_path, sizeof owned_path, "%s", path);

@@ -85,6 +85,8 @@ final class Region {
     /// owned by one of the process's uids (any user can write a region under any pid's name),
     /// and the process maps it, where its maps can be read.
     var describesLiveProcess: Bool {
+        let ns = header.pointee.pid_ns, ours = uaio_shm_pid_ns()
+        guard ns == 0 || ours == 0 || ns == ours else { return false }  // another namespace's pid
         guard header.pointee.pid == pid, Self.uids(pid).contains(owner) else { return false }
         return Self.mapsRegion(pid) ?? true
     }
@@ -109,14 +111,15 @@ final class Region {
     }
 
     /// The pids with a region in /dev/shm; regions of processes gone are removed (ours only:
-    /// the directory is sticky).
+    /// the directory is sticky). A region of another pid namespace (a container sharing
+    /// /dev/shm) is neither listed nor removed: its pid means another process here.
     static func all() -> [pid_t] {
         guard let dir = opendir("/dev/shm") else { return [] }
         defer { closedir(dir) }
         var pids: [pid_t] = []
         while let e = readdir(dir) {
             let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasPrefix("uaio."), let pid = pid_t(name.dropFirst(5)) else { continue }
+            guard name.hasPrefix("uaio."), let pid = pid_t(name.dropFirst(5)), uaio_shm_foreign(pid) == 0 else { continue }
             if kill(pid, 0) == 0 || errno == EPERM, Self.mapsRegion(pid) != false {
                 pids.append(pid)  // (Region.open checks the rest)
             } else if kill(pid, 0) != 0 && errno == ESRCH || isOld(path(pid)) {

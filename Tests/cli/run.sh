@@ -111,6 +111,30 @@ PY
 inspect pool
 if "$uaio" probe >/dev/null 2>&1; then inspect uring; else echo "SKIP inspect uring: no io_uring here"; fi
 
+# /dev/shm shared with another pid namespace (a container): a region published there names a
+# pid of that namespace, which is another process here (or none): `uaio ps` neither lists it
+# nor removes it, also once it is older than the 2 s a region nobody maps is given.
+if [ "$(id -u)" = 0 ] && unshare --pid --fork true 2>/dev/null; then
+    mkfifo "$work/in.ns"
+    unshare --pid --fork "$uaio" run --backend pool -- "$work/busy" <"$work/in.ns" >"$work/out.ns" &
+    nschild=$!
+    exec 8>"$work/in.ns"
+    for _ in $(seq 100); do grep -q ready "$work/out.ns" 2>/dev/null && break; sleep 0.05; done
+    read -r _ nspid _ <"$work/out.ns"
+    sleep 3
+    listed=$("$uaio" ps --json)
+    if [ -n "$nspid" ] && [ -e "/dev/shm/uaio.$nspid" ] \
+        && python3 -c "import json,sys; sys.exit(any(p['pid'] == $nspid for p in json.loads(sys.argv[1])))" "$listed"; then
+        pass=$((pass+1)); echo "PASS another pid namespace's region"
+    else
+        fail=$((fail+1)); echo "FAIL another pid namespace's region (pid $nspid there): $(ls /dev/shm | grep uaio) $listed"
+    fi
+    echo >&8; exec 8>&-
+    wait $nschild
+else
+    echo "SKIP another pid namespace's region: needs root and unshare --pid"
+fi
+
 check "probe" 'j["kernel"] and j["liburing"] and (j["io_uring"] == ("READ" in j["opcodes"]))
      and {"read", "write", "fsync", "fdatasync", "readv", "writev", "openat", "statx", "getdents64", "syncfs"} <= {r["operation"] for r in j["routes"]}
      and len(j["routes"]) == 31

@@ -55,7 +55,11 @@ struct uaio_shm_header {
         workers_blocked[UAIO_SHM_CLASSES], workers_limit[UAIO_SHM_CLASSES],
         queued[UAIO_SHM_CLASSES] /* unused: readers count the queued records */;
     int32_t ring_fd; /* the ring's fd: its SQ/CQ occupancy is in /proc/PID/fdinfo/ring_fd */
-    uint64_t unused[UAIO_SHM_OPS]; /* submissions are not counted: completions + requests in flight */
+    /* The inode of the publisher's pid namespace (/proc/self/ns/pid; 0: unknown). /dev/shm may
+     * be shared by containers whose pids mean different processes: a pid is judged (alive,
+     * dead, the region's process) only in the namespace that gave it. */
+    uint64_t pid_ns;
+    uint64_t unused[UAIO_SHM_OPS - 1]; /* submissions are not counted: completions + requests in flight */
     uint64_t rejected; /* failed at submission */
     struct uaio_shm_counters counters[UAIO_SHM_OPS][UAIO_SHM_BACKENDS];
     uint64_t latency[UAIO_SHM_BACKENDS][UAIO_SHM_BUCKETS]; /* inline: 1 in 16 sampled, counted 16 times */
@@ -109,7 +113,13 @@ static inline void uaio_shm_store32(uint32_t *p, uint32_t v) { __atomic_store_n(
 static inline uint64_t uaio_shm_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline uint32_t uaio_shm_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
-/* Creates /dev/shm/uaio.PID (0600, replacing a stale one) of `size` bytes and maps it shared.
+/* This process's pid namespace (the inode of /proc/self/ns/pid), 0 if unknown. */
+uint64_t uaio_shm_pid_ns(void);
+/* 1 if /dev/shm/uaio.PID names another pid namespace than this process's: its pid is not
+ * this namespace's to judge. */
+int uaio_shm_foreign(int pid);
+/* Creates /dev/shm/uaio.PID (0600, replacing a stale one of this pid namespace; EEXIST if one
+ * of another namespace is there) of `size` bytes, maps it shared and writes its `pid_ns`.
  * NULL with errno on failure. */
 void *uaio_shm_create(int pid, uint64_t size);
 /* A private copy of process `pid`'s region (a region is another process's memory: a mapping
