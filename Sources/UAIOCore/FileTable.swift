@@ -70,6 +70,10 @@ struct FDEntry {
     var device: UInt64 = 0
     var inode: UInt64 = 0
     var kind: FileKind = .regular
+    /// Requests submitted through this fd number and not yet retired (enter/leave): the entry
+    /// is trusted only while there is one. A number with none left may have been closed and
+    /// reopened for another file, although the file it named still has requests through others.
+    var requests: UInt32 = 0
 
     init(file: UInt32 = nilIndex, fileGeneration: UInt32 = 0, flags: CInt) {
         fileSlot = file &+ 1
@@ -144,11 +148,11 @@ final class FileTable {
         files.unmap()
     }
 
-    /// The cached entry for `fd`, if its file still has requests in flight.
+    /// The cached entry for `fd`, if requests submitted through it are in flight.
     func cached(_ fd: CInt) -> FDEntry? {
         guard fd >= 0 && fd < Self.cachedFDs else { return nil }
         let e = fds[Int(fd)]
-        guard e.file != nilIndex, files[e.file].pointee.generation == e.fileGeneration,
+        guard e.requests > 0, e.file != nilIndex, files[e.file].pointee.generation == e.fileGeneration,
               files[e.file].pointee.inflight > 0
         else { return nil }
         return e
@@ -198,6 +202,7 @@ final class FileTable {
         var e = FDEntry(file: i, fileGeneration: files[i].pointee.generation, flags: flags)
         (e.device, e.inode, e.kind) = (dev, ino, files[i].pointee.kind)
         if fd >= 0 && fd < Self.cachedFDs {
+            e.requests = fds[Int(fd)].requests  // (the number's, whichever file it names)
             fds[Int(fd)] = e
             setReadHint(fd, ReadHint(flags: flags))
         }
@@ -237,6 +242,7 @@ final class FileTable {
         if f.pointee.tail != nilIndex { requests[f.pointee.tail].pointee.fileNext = r } else { f.pointee.head = r }
         f.pointee.tail = r
         f.pointee.inflight += 1
+        countOnFD(slot.pointee.fd, 1)
         var ready = !slot.pointee.opcode.isSync || f.pointee.head == r
         if slot.pointee.lane != .none {
             let l = lane(f, slot.pointee.lane)
@@ -296,8 +302,15 @@ final class FileTable {
             }
         }
         f.pointee.inflight -= 1
+        countOnFD(slot.pointee.fd, -1)
         if f.pointee.inflight == 0 { detach(fi) }
         return (readyA, readyB)
+    }
+
+    /// Counts a request in or out of its fd number's entry (FDEntry.requests).
+    private func countOnFD(_ fd: CInt, _ d: Int32) {
+        guard fd >= 0 && fd < Self.cachedFDs else { return }
+        fds[Int(fd)].requests = UInt32(bitPattern: Int32(bitPattern: fds[Int(fd)].requests) &+ d)
     }
 
     /// Calls `body` for every request on the file cached for `fd` (none if nothing is in flight).
