@@ -13,10 +13,11 @@ import Testing
         return table.attach(fd: fd, status: id, kind: FileKind(mode: mode) { false }, flags: O_RDWR)!.file
     }
 
-    /// Submits `opcode` in `lane`; returns its index and whether it may start.
-    private func enter(_ f: UInt32, _ opcode: Opcode, _ lane: Lane = .none) -> (UInt32, Bool) {
+    /// Submits `opcode` in `lane` through `fd`; returns its index and whether it may start.
+    private func enter(_ f: UInt32, _ opcode: Opcode, _ lane: Lane = .none, fd: CInt = 3) -> (UInt32, Bool) {
         let r = requests.take()!
         let s = requests[r]
+        s.pointee.fd = fd
         s.pointee.opcode = opcode
         s.pointee.lane = lane
         s.pointee.file = f
@@ -98,14 +99,21 @@ import Testing
         #expect(leave(r3).isEmpty)
     }
 
-    @Test func dupedFDsShareTheFileAndItsCacheDiesWithTheLastRequest() {
+    /// Two fds share the file (its ordering), but each number's cache entry lives only while
+    /// requests submitted through that number are in flight: a number whose requests are done
+    /// may be closed and reopened for another file while the first stays busy through the other.
+    @Test func dupedFDsShareTheFileAndEachNumbersCacheDiesWithItsLastRequest() {
         let f = file(S_IFREG, fd: 3)
         let g = file(S_IFREG, fd: 4)  // same inode through another fd
         #expect(f == g)
-        let (r, _) = enter(f, .read)
-        #expect(table.cached(3)?.file == f && table.cached(4)?.file == f)
+        let (r, _) = enter(f, .read, fd: 3)
+        #expect(table.cached(3)?.file == f && table.cached(4) == nil)
         #expect(table.cached(5) == nil)  // never seen: zeroed memory is no entry
+        let (q, _) = enter(f, .read, fd: 4)
+        #expect(table.cached(4)?.file == f)
         #expect(leave(r).isEmpty)
+        #expect(table.cached(3) == nil && table.cached(4)?.file == f)  // the file is still busy
+        #expect(leave(q).isEmpty)
         #expect(table.cached(3) == nil && table.cached(4) == nil)
     }
 }
