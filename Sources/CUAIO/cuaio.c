@@ -299,17 +299,15 @@ uint32_t *cuaio_thread_ring(void *engine) {
     return &t->of[mine].in_flight;
 }
 
-static void (*fork_child_hook)(void);
 static void fork_child(void) {
     fork_took_lock = 0;
     __atomic_store_n(&creating, 0, __ATOMIC_RELAXED);
     /* The parent's ring requests are not this child's. */
     memset(thread_ring.of, 0, sizeof thread_ring.of);
     /* The creation lock the prepare handler took (or a parent thread held) is fresh here, and
-     * the parent's engine is not this child's: also before any engine was built. */
+     * the parent's engine is not this child's (left unreleased: its locks may have been held
+     * by threads that do not exist here). */
     cuaio_engine_reset();
-    void (*hook)(void) = __atomic_load_n(&fork_child_hook, __ATOMIC_ACQUIRE);
-    if (hook) hook();
 }
 
 /* The fork handlers are registered when the library is loaded, not at first use: registered
@@ -320,10 +318,8 @@ __attribute__((constructor)) static void register_fork_handlers(void) {
     atfork_registered = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
 }
 
-void cuaio_register_atfork(void (*child)(void)) {
-    // release: a fork_child that sees the hook sees what it needs.
-    __atomic_store_n(&fork_child_hook, child, __ATOMIC_RELEASE);
-    // Should the constructor's registration have failed (ENOMEM), once here, as before.
+void cuaio_ensure_atfork(void) {
+    // Should the constructor's registration have failed (ENOMEM): once here, before the build.
     if (!__atomic_load_n(&atfork_registered, __ATOMIC_ACQUIRE) &&
         __atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL) == 0)
         pthread_atfork(fork_prepare, fork_parent, fork_child);

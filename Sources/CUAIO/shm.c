@@ -44,18 +44,17 @@ static uint64_t region_pid_ns(int dir, const char *name) {
     return ns;
 }
 
-int uaio_shm_foreign(int pid) {
-    char path[64];
-    region_path(path, sizeof path, pid);
-    uint64_t ours = uaio_shm_pid_ns(), theirs = region_pid_ns(AT_FDCWD, path);
-    return ours != 0 && theirs != 0 && theirs != ours;
-}
-
 /* Whether the region `name` in `dir` was published in another pid namespace than `ours`:
  * its pid is not ours to judge (a live process of another container may have it). */
 static int foreign(int dir, const char *name, uint64_t ours) {
     uint64_t theirs = region_pid_ns(dir, name);
     return ours != 0 && theirs != 0 && theirs != ours;
+}
+
+int uaio_shm_foreign(int pid) {
+    char path[64];
+    region_path(path, sizeof path, pid);
+    return foreign(AT_FDCWD, path, uaio_shm_pid_ns());
 }
 
 /* Regions of processes that are gone (children that left by _exit, crashes), removed when a

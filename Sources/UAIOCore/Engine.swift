@@ -183,9 +183,9 @@ public final class Engine: @unchecked Sendable {
     public static func current() -> Engine? {
         if let p = cuaio_engine_load() { return Unmanaged<Engine>.fromOpaque(p).takeUnretainedValue() }
         // First use: build it once, even when threads race here (an engine may own a ring).
-        // The fork handler first: a fork() while another thread builds must give a child whose
-        // creation lock is fresh, not held by a thread it does not have.
-        cuaio_register_atfork(engineForkChild)
+        // The fork handlers exist first (cuaio.c registers them at load; this, if that failed):
+        // a fork() while another thread builds must give a child whose creation lock is fresh.
+        cuaio_ensure_atfork()
         cuaio_engine_creation_lock()
         defer { cuaio_engine_creation_unlock() }
         if let engine = existing() { return engine }
@@ -775,8 +775,3 @@ public final class Engine: @unchecked Sendable {
     }
 }
 
-/// The pthread_atfork child handler: the child starts with no engine. The parent's engine is
-/// left behind unreleased: its locks may have been held by threads that do not exist here.
-private func engineForkChild() {
-    cuaio_engine_reset()
-}

@@ -213,9 +213,10 @@ uint64_t cuaio_now_ns(void);
 /// One line to stderr with write(2), so it never allocates or takes stdio locks.
 void cuaio_write_stderr(const char *line);
 
-/// Registers `child` to run in the child after fork(); idempotent per process image. fork()
-/// also waits for an engine build in progress (cuaio.c).
-void cuaio_register_atfork(void (*child)(void));
+/// Makes sure the fork handlers are registered (the library's constructor does it; this only if
+/// that failed); idempotent per process image. fork() waits for an engine build in progress,
+/// and the child starts with no engine and a fresh creation lock (cuaio.c).
+void cuaio_ensure_atfork(void);
 
 /// This thread's count of ring requests in `engine` (URingBackend+Exit.swift), set up on
 /// first use so that its exit waits for them: NULL when the thread is exiting, when it has
