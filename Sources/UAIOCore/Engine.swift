@@ -565,6 +565,8 @@ public final class Engine: @unchecked Sendable {
                 groups.give(g)
             }
         }
+        if let first = s.pointee.watchers { tell(first, result) }
+        s.pointee.watchers = nil
         let delivery = Delivery(record: record, published: published, notification: s.pointee.notification,
                                 listNotification: listNotification)
         s.pointee.state = .free
@@ -573,6 +575,18 @@ public final class Engine: @unchecked Sendable {
         requests.give(r)
         if published { _ = cuaio_sub_u32_seqcst(retiring, 1) } else { count(result) }
         return delivery
+    }
+
+    /// Tells the aio_cancel calls waiting on a request how it ended.
+    private func tell(_ first: UnsafeMutablePointer<CancelWatch>, _ result: Result<Int, Errno>) {
+        var canceled = false
+        if case .failure(.canceled) = result { canceled = true }  // a pattern: see count(_:)
+        var w: UnsafeMutablePointer<CancelWatch>? = first
+        while let x = w {
+            x.pointee.ended = true
+            x.pointee.canceled = canceled
+            w = x.pointee.next
+        }
     }
 
     /// Counts a result, once it is visible: a program that saw it sees it counted.
@@ -662,7 +676,7 @@ public final class Engine: @unchecked Sendable {
     public func cancel(fd: CInt, _ cb: AIOCB?) -> CInt {
         var deferred = Deferred()
         var canceled = 0, running = 0
-        var inKernel: [(UInt64, AIOCB)] = []  // ring requests: token, aiocb
+        var inKernel: [(UInt64, UnsafeMutablePointer<CancelWatch>)] = []  // ring requests: token, watch
         var interrupted: [(UInt32, UInt32)] = []  // pool workers interrupted: (slot, generation)
         lock.withLock {
             func cancelOne(_ r: UInt32) {
@@ -678,7 +692,10 @@ public final class Engine: @unchecked Sendable {
                 case .running:
                     if s.pointee.backend == .uring {
                         s.pointee.cancel = .requested  // so that a hand-over does not re-issue it
-                        if let c = cb ?? s.pointee.cb { inKernel.append((URingBackend.token(r, s.pointee.generation), c)) }
+                        let w = UnsafeMutablePointer<CancelWatch>.allocate(capacity: 1)
+                        w.initialize(to: CancelWatch(next: s.pointee.watchers))
+                        s.pointee.watchers = w
+                        inKernel.append((URingBackend.token(r, s.pointee.generation), w))
                     } else if pool.interruptLocked(r) {
                         interrupted.append((r, s.pointee.generation))
                     } else {
@@ -708,29 +725,30 @@ public final class Engine: @unchecked Sendable {
         // through its own CQE (-ECANCELED); wait for that, so that aio_error already says
         // ECANCELED when aio_cancel returns. One the kernel cannot stop is AIO_NOTCANCELED, and
         // so is one it reports stopped that ran to its end all the same (a read in io-wq): the
-        // answer is what the aiocb says, not what the cancel did. (The aiocb is the program's
-        // until aio_return: it holds this request's result.)
+        // answer is how the request ended (its watch says: its aiocb may be freed by then).
         if let uring {
-            for (token, cbOfToken) in inKernel {
+            for (token, watch) in inKernel {
                 if uring.cancel(token: token) {
                     // Until its CQE is in, signals or not: AIO_CANCELED says aio_error is ECANCELED.
                     while waitForCompletions(deadlineNs: nil, until: { !isLive(token) }) != nil {}
-                    if cbOfToken.errorCode == ECANCELED { canceled += 1 } else { running += 1 }
+                    // Ended (finishLocked told the watch before it freed the slot).
+                    if lock.withLock({ watch.pointee.canceled }) { canceled += 1 } else { running += 1 }
                 } else {
                     uring.drain()  // it may have just completed: then it is done, not running
                     let live = lock.withLock {
                         let s = requests[UInt32(truncatingIfNeeded: token)]
-                        guard s.pointee.state != .free, s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32)
-                        else { return false }
+                        guard !watch.pointee.ended else { return false }
+                        unwatch(s, watch)
                         if s.pointee.backend == .uring { s.pointee.cancel = .none }  // not stopped: as before
                         return true
                     }
                     if live {
                         running += 1
-                    } else if cbOfToken.errorCode == ECANCELED {
+                    } else if watch.pointee.canceled {
                         canceled += 1  // stopped just before by another cancel (its thread's exit)
                     }
                 }
+                watch.deallocate()
             }
         }
         if running > 0 { return CInt(AIO_NOTCANCELED) }
@@ -740,6 +758,16 @@ public final class Engine: @unchecked Sendable {
     /// The backend that operation `op` goes to in this process now.
     public func backend(for op: Opcode) -> BackendKind {
         lock.withLock { uring?.routesLocked(op) == true ? .uring : .pool }
+    }
+
+    /// Takes `watch` off the list of request slot `s`, which has not ended. Under the lock.
+    private func unwatch(_ s: UnsafeMutablePointer<RequestSlot>, _ watch: UnsafeMutablePointer<CancelWatch>) {
+        if s.pointee.watchers == watch { s.pointee.watchers = watch.pointee.next; return }
+        var w = s.pointee.watchers
+        while let x = w {
+            if x.pointee.next == watch { x.pointee.next = watch.pointee.next; return }
+            w = x.pointee.next
+        }
     }
 
     /// Whether the request with this ring token is still in flight.

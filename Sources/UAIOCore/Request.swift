@@ -84,6 +84,15 @@ enum CancelState: UInt8 {
     case none, requested, acknowledged, abandoned
 }
 
+/// An aio_cancel call waiting for a ring request it asked the kernel to stop, told how the
+/// request ended: its aiocb cannot say, since the program may free it as soon as it sees the
+/// result. Linked from the slot (`watchers`) and written by finishLocked, under the engine lock.
+struct CancelWatch {
+    var next: UnsafeMutablePointer<CancelWatch>? = nil
+    var ended = false
+    var canceled = false
+}
+
 /// The two classes of io-wq: work that ends by itself, and work that may wait for ever.
 public enum WorkClass: Int, Sendable, CaseIterable {
     /// Regular files and block devices.
@@ -223,6 +232,8 @@ struct RequestSlot {
     /// On the ring: the count of ring requests of the thread that submitted it, in that
     /// thread's TLS (cuaio_thread_ring), which outlives it (URingBackend+Exit.swift).
     var owner: UnsafeMutablePointer<UInt32>? = nil
+    /// The aio_cancel calls waiting for it to end, told its outcome by finishLocked.
+    var watchers: UnsafeMutablePointer<CancelWatch>? = nil
 
     /// readv/writev: `buffer` as the iovec array.
     var iovecs: UnsafePointer<iovec>? { UnsafePointer(buffer?.assumingMemoryBound(to: iovec.self)) }
