@@ -21,6 +21,7 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let interrupted = Errno(EINTR)
     public static let timedOut = Errno(ETIMEDOUT)
     public static let io = Errno(EIO)
+    public static let illegalSeek = Errno(ESPIPE)
 }
 
 /// Runs `call` until it does not fail with EINTR (unless told not to retry).

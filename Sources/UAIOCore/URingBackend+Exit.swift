@@ -10,7 +10,10 @@
 //    each that the cancel stopped before it moved data (ECANCELED, or EINTR from an io-wq
 //    worker) is re-issued on the pool (completeLocked), where the process's own threads wait;
 //  - the others (file I/O, fsync, uaio_ops.h operations) end by themselves, and their
-//    task_work runs on the exiting thread while it waits in the library.
+//    task_work runs on the exiting thread while it waits in the library; file reads and
+//    writes still in flight after `patienceNs` may never end (a regular file that is a
+//    stream: /proc/kmsg, a tracefs trace_pipe, a hung FUSE daemon), so they are cancelled and
+//    re-issued like streams (a disk request, which the kernel cannot stop, ends by itself).
 // A request the program cancels meanwhile (`cancel` set) is not re-issued: it ends ECANCELED.
 // A thread that exits with nothing on the ring pays one TLS load; one that exits with
 // requests in flight, a cancel for each stream request and a wait for the rest.
@@ -31,43 +34,65 @@ extension URingBackend {
     /// Registers the exit hook (once per process, for every engine: each thread's count names its own).
     static func installExitHook() { cuaio_set_thread_exit_hook(ringThreadExit) }
 
+    /// How long an exiting thread waits for its file reads and writes before it hands them over.
+    static let patienceNs: UInt64 = 100_000_000
+
     /// The exiting thread's ring requests, counted at `owner`: cancels its stream requests
-    /// (re-issued on the pool if that stopped them), then waits until none is in the kernel.
+    /// (re-issued on the pool if that stopped them), then waits until none is in the kernel,
+    /// handing over its file reads and writes too once it waited `patienceNs`.
     func threadExits(_ owner: UnsafeMutablePointer<UInt32>) {
+        handOver(owner, orGiveUp: true) { $0.workClass == .unbounded }
+        // The cancelled ones' CQEs are in by now (the cancel is synchronous): reaped here, they
+        // are re-issued at once, where a waiter would leave them to the reaper. Then wait, which
+        // runs this thread's task_work, in sleeps from 20 us to 1 ms: a re-issue on the pool
+        // publishes nothing that would end a wait.
+        let start = cuaio_now_ns()
+        var sleepNs: UInt64 = 20_000, patient = true
+        while true {
+            drain()
+            if engine.lock.withLock({ owner.pointee }) == 0 { return }
+            if patient && cuaio_now_ns() &- start >= Self.patienceNs {
+                patient = false
+                handOver(owner, orGiveUp: false) { !$0.opcode.isSync }
+                continue
+            }
+            _ = engine.waitForCompletions(deadlineNs: cuaio_now_ns() + sleepNs) { cuaio_load_u32_relaxed(owner) == 0 }
+            sleepNs = min(2 * sleepNs, 1_000_000)
+        }
+    }
+
+    /// Cancels the exiting thread's reads and writes in the kernel that `which` selects, to
+    /// re-issue on the pool those the cancel stopped before they moved data (completeLocked).
+    /// One the kernel could not find to cancel is given up (`giveUp`: a stream, which the
+    /// kernel holds in its poll unless the program closed the ring's fd), or still waited for
+    /// (a buffered file read the kernel retries from a page's wake-up, not from io-wq).
+    private func handOver(_ owner: UnsafeMutablePointer<UInt32>, orGiveUp giveUp: Bool,
+                          _ which: (borrowing RequestSlot) -> Bool)
+    {
         var tokens: [UInt64] = []  // (the exit path may allocate)
         engine.lock.withLock {
             guard owner.pointee > 0 else { return }
             let requests = engine.requests
             for r in 0..<requests.highWater {
                 let s = requests[r]
-                guard s.pointee.owner == owner, s.pointee.state == .running, s.pointee.workClass == .unbounded,
-                      !s.pointee.opcode.isExtended, s.pointee.cancel == .none
+                guard s.pointee.owner == owner, s.pointee.state == .running, !s.pointee.opcode.isExtended,
+                      s.pointee.cancel == .none, !s.pointee.handOver, which(s.pointee)
                 else { continue }
                 s.pointee.handOver = true
                 tokens.append(Self.token(r, s.pointee.generation))
             }
         }
         for token in tokens where !cancel(token: token) {
-            // Done meanwhile, or the kernel could not cancel it (the program closed the ring's
-            // fd): it cannot be waited for then, and ends as the kernel ends it at the exit.
+            // Done meanwhile, or the kernel could not cancel it. A stream then cannot be waited
+            // for, and ends as the kernel ends it at the exit.
             engine.lock.withLock {
                 let s = engine.requests[UInt32(truncatingIfNeeded: token)]
                 guard s.pointee.owner == owner, s.pointee.generation == UInt32(truncatingIfNeeded: token >> 32) else { return }
                 s.pointee.handOver = false
+                guard giveUp else { return }
                 s.pointee.owner = nil
                 cuaio_store_u32_relaxed(owner, cuaio_load_u32_relaxed(owner) - 1)
             }
-        }
-        // The cancelled ones' CQEs are in by now (the cancel is synchronous): reaped here, they
-        // are re-issued at once, where a waiter would leave them to the reaper. Then wait, which
-        // runs this thread's task_work, in sleeps from 20 us to 1 ms: a re-issue on the pool
-        // publishes nothing that would end a wait.
-        var sleepNs: UInt64 = 20_000
-        while true {
-            drain()
-            if engine.lock.withLock({ owner.pointee }) == 0 { return }
-            _ = engine.waitForCompletions(deadlineNs: cuaio_now_ns() + sleepNs) { cuaio_load_u32_relaxed(owner) == 0 }
-            sleepNs = min(2 * sleepNs, 1_000_000)
         }
     }
 }

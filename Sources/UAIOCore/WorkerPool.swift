@@ -548,7 +548,20 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
     }
 
     /// Runs one request's system call. `sleeping` tells (and may learn) whether it sleeps.
+    /// A regular file that cannot seek (a procfs, sysfs or tracefs stream such as /proc/kmsg)
+    /// refuses pread with ESPIPE: it is read as a stream then, as glibc does (and io_uring).
     private func perform(_ job: RequestSlot, _ r: UInt32, _ q: WorkQueue, _ sleeping: inout Bool) -> Result<Int, Errno> {
+        let result = performOnce(job, r, q, &sleeping)
+        guard job.positioned, case .failure(.illegalSeek) = result, !job.opcode.isExtended, !job.opcode.isSync
+        else { return result }
+        var stream = job
+        stream.positioned = false
+        return performOnce(stream, r, q, &sleeping)
+    }
+
+    private func performOnce(_ job: RequestSlot, _ r: UInt32, _ q: WorkQueue, _ sleeping: inout Bool)
+        -> Result<Int, Errno>
+    {
         switch job.opcode {
         case .read:
             guard job.positioned else { return system_read(job.fd, job.buffer, job.nbytes) }
