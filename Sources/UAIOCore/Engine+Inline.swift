@@ -70,8 +70,7 @@ extension Engine {
                    latencyNs: UInt64) -> Delivery
     {
         cb.markInProgress(slot: nilIndex, generation: 0, pid: pid)
-        storeResult(cb, result)
-        _ = cuaio_add_u64_relaxed(counters + 1, 1)
+        storeResult(cb, result)  // and counts it
         var record = CompletionRecord()
         record.request = nilIndex
         record.opcode = opcode.rawValue

@@ -22,13 +22,21 @@ extension Engine {
     /// Stores a request's result in its aiocb, through the reap queue when it is fed: a request
     /// that completes once the first reader came is fed, whether it was in flight then or not.
     /// (relaxed: a result stored plainly as the reader comes completed before it, by this order.)
+    /// And counts it, in the order its readers need: before the result (a release store), so
+    /// that a program that saw the result sees it counted (inFlight); with the reap queue fed,
+    /// after the queue has it, so that aio_waitcomplete's `outstanding` never finds nothing
+    /// while a result is on its way (inFlight may then lag the result by a moment).
     func storeResult(_ cb: AIOCB, _ result: Result<Int, Errno>) {
-        guard cuaio_load_u32_relaxed(reapOn) != 0 else { return cb.storeResult(result) }
+        guard cuaio_load_u32_relaxed(reapOn) != 0 else {
+            count(result)
+            return cb.storeResult(result)
+        }
         let ticket = cuaio_reapq_reserve(reapQueue, cb)
         cuaio_cb_tag_store(cb, 1, AIOCBTag.reapQueued)
         cuaio_cb_tag_store(cb, 2, UInt32(truncatingIfNeeded: ticket))
         cb.storeResult(result)
         cuaio_reapq_commit(reapQueue, ticket)
+        count(result)
     }
 
     /// Feeds the reap queue from now on, with the requests in flight (once; lock taken).

@@ -573,7 +573,7 @@ public final class Engine: @unchecked Sendable {
         s.pointee.cb = nil
         stats?.publishState(r, s, live: requests.live - 1)
         requests.give(r)
-        if published { _ = cuaio_sub_u32_seqcst(retiring, 1) } else { count(result) }
+        if published { _ = cuaio_sub_u32_seqcst(retiring, 1) }
         return delivery
     }
 
@@ -589,9 +589,9 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Counts a result, once it is visible: a program that saw it sees it counted.
+    /// Counts a result as completed or cancelled (storeResult, in the order it says).
     @inline(__always)
-    private func count(_ result: Result<Int, Errno>) {
+    func count(_ result: Result<Int, Errno>) {
         // A pattern, not `==`: Result's == is generic and would instantiate type metadata on
         // this (worker) thread, which a concurrent fork() can leave locked in the child.
         if case .failure(.canceled) = result {
@@ -636,14 +636,13 @@ public final class Engine: @unchecked Sendable {
     /// | WorkQueue.returning         | +1 by the worker first (seq_cst)    | startWorkerIfUseful: the worker takes the next request  |
     /// | slot `published`            | 1 (seq_cst)                         | cancel, under the lock: done, its aiocb not ours        |
     /// | Engine `retiring`           | +1 (seq_cst); -1 at the retirement  | a full table's submission (under the lock), the fd cache |
-    /// | aiocb result, counters      | storeResult (release), relaxed      | the program; inFlight, aio_waitcomplete's `outstanding` |
+    /// | counters, aiocb result      | storeResult (relaxed; release)      | the program; inFlight, aio_waitcomplete's `outstanding` |
     /// | completion ring sequence    | ring.publish (seq_cst)              | waiters, then the doorbell for one asleep in the kernel |
     func publishEarly(_ r: UInt32, _ job: borrowing RequestSlot, _ result: Result<Int, Errno>, backend: BackendKind) {
         let record = completionRecord(r, job, result, backend: backend)
         cuaio_store_u32_seqcst(Self.publishedWord(requests[r]), 1)  // before the result: cancel's read
         _ = cuaio_add_u32_seqcst(retiring, 1)  // before the result: a submitter that saw it sees this
-        storeResult(job.cb!, result)
-        count(result)
+        storeResult(job.cb!, result)  // and counts it
         ring.publish(record)
         stats?.finished(record)
         withRing { $0.ringDoorbellIfWaiting() }
