@@ -1,7 +1,7 @@
 // lio_listio, aio_suspend and aio_init on the engine. Waiting goes through the shared
 // completion ring only (or the io_uring CQ, which feeds it), so it is async-signal-safe.
 //
-// Spinning before sleeping. A wait that sleeps costs a ppoll sleep here and
+// Spinning before sleeping. A wait that sleeps costs a ppoll or io_uring_enter sleep here and
 // a wake-up call on the completing side; on a virtual machine, waking an idle CPU is an IPI to
 // a halted vCPU, which costs more than the I/O it reports. A pool worker pays that call on the
 // serial path of every request behind it, so a wait spins while the pool has work, before it
@@ -104,7 +104,7 @@ extension Engine {
         return outcome ?? nil  // no engine: no request of this process is in progress
     }
 
-    /// Waits until `done()`: asleep on the ring, reaping the ring's completions itself, when the
+    /// Waits until `done()`: in io_uring_enter, reaping the ring's completions itself, when the
     /// ring lets this thread (URingBackend.waitInKernel); on the completion ring otherwise, or
     /// for what is left of the wait once the ring handed back. Async-signal-safe.
     ///
@@ -136,7 +136,7 @@ extension Engine {
             outcome = waitOnCompletionRing(deadlineNs: deadlineNs, callerMask: &callerMask, until: done)
         }
         if outcome == nil && spinLimitNs > 0 {
-            let woken = ring.lastWakeNs  // (a sleep on the ring that a CQE ended has none)
+            let woken = ring.lastWakeNs  // (a sleep in io_uring_enter that a CQE ended has none)
             noteWait(since: start, until: woken > start ? woken : cuaio_now_ns(), probe: false)
         }
         return outcome

@@ -26,8 +26,7 @@
 // Waiting without the extra hop. When a CQE arrives for a thread asleep in aio_suspend, the
 // kernel first wakes that thread (it runs the completion's task_work), and would then wake the
 // reaper, which publishes and wakes it again. So one waiting thread at a time takes the CQ
-// over (`waitInKernel`): it sleeps in ppoll on the ring's fd (the kernel runs its task_work
-// on the way out) and reaps CQEs itself. The protocol:
+// over (`waitInKernel`): it sleeps in io_uring_enter and reaps CQEs itself. The protocol:
 //  - the role is one word (`role`), claimed by CAS; while it is held, nobody else consumes
 //    CQEs: the eventfd is off, so the reaper sleeps on, and other drains return at once. On
 //    release the eventfd goes back on if a need asks, with a signal for the CQEs left behind
@@ -40,7 +39,7 @@
 //    the reaper) and wait on the completion ring instead;
 //  - every other publisher rings a doorbell after publishing if the holder is asleep: a NOP
 //    CQE, which only the role holder consumes. The holder sets the role's `asleep` bit before
-//    each sleep and clears it after; the publisher that clears it rings, the others
+//    each io_uring_enter and clears it after; the publisher that clears it rings, the others
 //    do not, so a sleep costs one doorbell. (Ringing whenever the role was held cost pool
 //    writes 0.36 io_uring_enter per I/O for 0.05 context switches: a waiter holds the role
 //    while it reaps and checks, not only while it sleeps.) Dekker pairing: the holder's
@@ -258,12 +257,12 @@ extension URingBackend {
     // MARK: waiting in the kernel
 
     enum Role {
-        /// Asleep on the ring, with the eventfd off: publishers ring the doorbell, and
+        /// Asleep in io_uring_enter, with the eventfd off: publishers ring the doorbell, and
         /// the reaper leaves the CQ alone.
         static let waiting: UInt64 = 1
         /// One pass over the CQ from aio_error, under `cqLock`: the reaper waits for the lock.
         static let polling: UInt64 = 2
-        /// With `waiting`: asleep on the ring, or about to be, and no doorbell rung yet.
+        /// With `waiting`: in io_uring_enter, or about to be, and no doorbell rung yet.
         static let asleep: UInt64 = 4
         static func kind(_ word: UInt64) -> UInt64 { word & 3 }
         /// The holder and its kind, without `asleep`.
@@ -297,9 +296,8 @@ extension URingBackend {
         }
     }
 
-    /// Waits until `done()` asleep on the ring (a ppoll of its fd), reaping CQEs itself. nil
-    /// when it did not take the role or handed it back: the caller waits on the completion
-    /// ring (for what is left).
+    /// Waits until `done()` in io_uring_enter, reaping CQEs itself. nil when it did not take
+    /// the role or handed it back: the caller waits on the completion ring (for what is left).
     /// Otherwise the outcome: nil (done), .timedOut, .interrupted. `callerMask`: as
     /// CompletionRing.wait's: signals are blocked, and each sleep unblocks them.
     func waitInKernel(deadlineNs: UInt64?, callerMask: UnsafeMutablePointer<sigset_t>, until done: () -> Bool)
@@ -307,7 +305,7 @@ extension URingBackend {
     {
         guard timedWaits, cuaio_load_u32_relaxed(gone) == 0 else { return nil }
         let mine = cuaio_thread_self() | Role.waiting
-        // A signal handler that interrupted this thread's own wait (asleep on the ring, holding
+        // A signal handler that interrupted this thread's own wait (in io_uring_enter, holding
         // no lock) waits in its place; the role stays the interrupted wait's to release.
         let nested = Role.holder(cuaio_load_u64_seqcst(role)) == mine
         guard nested || claimRole(mine) else { return nil }
@@ -328,6 +326,7 @@ extension URingBackend {
             guard let wasAsleep = markAsleep(mine) else { return nil }
             defer { if wasAsleep { _ = markAsleep(mine) } else { markAwake(mine) } }
             if done() { return .some(nil) }  // (its reads come after the bit's seq_cst RMW)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
             var sleepNs: UInt64? = nil
             if let deadlineNs {
                 let now = cuaio_now_ns()
@@ -337,19 +336,17 @@ extension URingBackend {
             let cap = kickCap(interval: interval, due: due)
             let capped = cap != nil && cap! < (sleepNs ?? .max)
             if capped { sleepNs = cap }
-            // The sleep is a ppoll of the ring's fd, not an io_uring_enter: io_uring_enter
-            // returns 0, not EINTR, when the CQ holds a CQE as it leaves, though the signal
-            // that ended its sleep has run its handler (446 of 200000 sleeps with a CQE every
-            // 20 us and a signal every 100 us), and the wait would go on past a signal its
-            // thread caught. ppoll says EINTR whenever a handler ran. This thread's task_work
-            // still runs as it leaves the kernel, and ppoll restarts after it, unseen.
-            let r = cuaio_poll_in_masked(ring.pointee.ring_fd, sleepNs.map { cuaio_now_ns() &+ $0 } ?? 0, callerMask)
-            due = capped && r == ETIMEDOUT
+            let r: CInt
+            if let sleepNs {
+                var ts = __kernel_timespec(tv_sec: Int64(sleepNs / 1_000_000_000), tv_nsec: Int64(sleepNs % 1_000_000_000))
+                r = io_uring_wait_cqes(ring, &cqe, 1, &ts, callerMask)
+            } else {
+                r = io_uring_wait_cqes(ring, &cqe, 1, nil, callerMask)
+            }
+            due = capped && r == -ETIME
             interval = due ? min(2 * interval, Self.kickMaxNs) : Self.kickFirstNs
-            if r == EINTR && !done() { return .some(.interrupted) }
-            // Readable with an empty CQ: an overflow to flush, or a number the program closed
-            // and reused; EBADF: closed. Gone: the completion ring's wait.
-            if r == EBADF || (r == 0 && io_uring_cq_ready(ring) == 0 && Self.isGone(io_uring_get_events(ring))) {
+            if r == -EINTR && !done() { return .some(.interrupted) }
+            if Self.isGone(r) {  // the program closed the ring's fd: the completion ring's wait
                 cuaio_store_u32_relaxed(gone, 1)
                 return nil
             }
