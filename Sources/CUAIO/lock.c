@@ -42,6 +42,16 @@ void cuaio_lock_slow(uint32_t *word) {
     while (__atomic_exchange_n(word, 2, __ATOMIC_ACQUIRE) != 0) cuaio_futex_wait(word, 2, NULL);
 }
 
+int cuaio_lock_until(uint32_t *word, const struct timespec *deadline) {
+    uint32_t z = 0;
+    if (__atomic_compare_exchange_n(word, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 1;
+    // As cuaio_lock_slow's sleep; a waiter that gives up leaves the word at 2, which costs the
+    // holder one futex_wake for nobody.
+    while (__atomic_exchange_n(word, 2, __ATOMIC_ACQUIRE) != 0)
+        if (cuaio_futex_wait(word, 2, deadline) == ETIMEDOUT) return 0;
+    return 1;
+}
+
 int cuaio_cond_wait(uint32_t *lock, uint32_t *sequence, const struct timespec *deadline) {
     // Read under the lock: a signal (also under it) after this changes the value, so the futex
     // wait returns at once (EAGAIN) instead of sleeping through it.

@@ -40,6 +40,8 @@ struct Deferred {
     /// The request table was full while some of its requests had their results out (Engine's
     /// `retiring`, read under the lock): full only until those are retired.
     var fullWhileRetiring = false
+    /// The ring's reaper is the caller: it never waits for the SQ lock (URingBackend.drain).
+    var reaping = false
 
     var isEmpty: Bool { spawn == (0, 0) && deliveries.isEmpty && !submitRing && !startReaper && !holdsSQ }
 }

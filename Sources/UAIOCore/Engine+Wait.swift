@@ -167,7 +167,7 @@ extension Engine {
                 seen = now
                 if done() { return true }
             }
-            if let cq = polledRing, URingBackend.hasCompletions(cq) { withRing { $0.reapIfReady() } }
+            if let cq = polledRing, URingBackend.hasCompletions(cq) { withRing { $0.reapIfReady(signalsBlocked: true) } }
             if cuaio_now_ns() >= end { return false }
             cuaio_cpu_relax()
         }

@@ -21,6 +21,11 @@ final class Lock: @unchecked Sendable {
     @inline(__always) func unlock() { cuaio_unlock(word) }
     /// Takes the lock if it is free; never waits (usable where blocking could deadlock).
     @inline(__always) func tryLock() -> Bool { cuaio_trylock(word) != 0 }
+    /// Takes the lock unless `deadlineNs` (CLOCK_MONOTONIC) passes first; whether it did.
+    func lock(untilNs deadlineNs: UInt64) -> Bool {
+        var ts = timespec(tv_sec: Int(deadlineNs / 1_000_000_000), tv_nsec: Int(deadlineNs % 1_000_000_000))
+        return cuaio_lock_until(word, &ts) != 0
+    }
 
     @inline(__always) func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()

@@ -245,8 +245,20 @@ final class URingBackend: IOBackend, @unchecked Sendable {
         }
         if !deferred.holdsSQ {
             // Lock order: engine, then SQ. The SQ lock outlives the engine lock's hold until
-            // afterUnlock; whoever blocks on it meanwhile waits for one io_uring_enter.
-            sqLock.lock()
+            // afterUnlock; whoever blocks on it meanwhile waits for one io_uring_enter. The
+            // reaper not for longer than `reaperSQWaitNs`: the holder may be a thread that a
+            // signal handler interrupted, and the handler may wait for a CQE that only the
+            // reaper would reap (compat/tests/suspend_in_pass.c). What it readies then goes to
+            // the pool.
+            if deferred.reaping {
+                guard sqLock.lock(untilNs: cuaio_now_ns() &+ Self.reaperSQWaitNs) else {
+                    s.pointee.backend = .pool
+                    engine.pool.enqueueLocked(r, &deferred)
+                    return
+                }
+            } else {
+                sqLock.lock()
+            }
             deferred.holdsSQ = true
         }
         var sqe = io_uring_get_sqe(ring)
@@ -307,6 +319,8 @@ final class URingBackend: IOBackend, @unchecked Sendable {
             deferred.startReaper = true
         }
     }
+
+    static let reaperSQWaitNs: UInt64 = 200_000
 
     func removeLocked(_ r: UInt32) -> Bool { false }
 

@@ -80,8 +80,8 @@ int main(void) {
         t_prep(&cb, fd, buf, sizeof buf);
         cb.aio_offset = (off_t)((n * 4096) % (1 << 16));
         while (aio_read(&cb) != 0) CHECK(errno == EINTR || errno == EAGAIN, "aio_read");
-        /* aio_suspend first, not aio_error: a handler that interrupted this thread's aio_error
-         * as it reaps the ring's CQ waits for that pass (README, "Not done yet"). */
+        /* aio_suspend first, not aio_error: handlers that interrupt aio_error's passes over
+         * the ring's CQ are suspend_in_pass.c's. */
         const struct aiocb *list[] = {&cb};
         struct timespec five = {5, 0};
         while (aio_suspend(list, 1, &five) != 0) CHECK(errno == EINTR, "busy read: aio_suspend");

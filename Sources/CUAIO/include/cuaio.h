@@ -127,6 +127,8 @@ static inline int cuaio_trylock(uint32_t *word) {
     uint32_t z = 0;
     return __atomic_compare_exchange_n(word, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
+/// 1 when taken by `deadline` (absolute CLOCK_MONOTONIC), 0 if it passed first. Sleeps at once.
+int cuaio_lock_until(uint32_t *word, const struct timespec *deadline);
 /// release: publishes what was written under the lock. Wakes one sleeper if there may be one.
 static inline void cuaio_unlock(uint32_t *word) {
     if (__atomic_exchange_n(word, 0, __ATOMIC_RELEASE) == 2) cuaio_futex_wake(word, 1);
