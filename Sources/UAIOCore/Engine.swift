@@ -101,7 +101,8 @@ public final class Engine: @unchecked Sendable {
           ringBackstopMs: CInt = URingBackend.defaultBackstopMs, publish: Bool = false)
     {
         let n = configuration.maxRequests.value
-        let requests = SlotPool<RequestSlot>(capacity: n), groups = SlotPool<ListGroup>(capacity: n)
+        let requests = SlotPool<RequestSlot>(capacity: n, preferred: Stats.maxRecords)  // (the published ones)
+        let groups = SlotPool<ListGroup>(capacity: n)
         let files = FileTable(capacity: n), creds = system_mmapAnonymous(n * MemoryLayout<cuaio_creds>.stride)
         let queue = cuaio_reapq_create(UInt32(clamping: 2 * n))
         guard let requests, let groups, let files, let creds, let queue else {

@@ -15,16 +15,22 @@ protocol Poolable {
 final class SlotPool<Slot: Poolable> {
     let capacity: UInt32
     let base: UnsafeMutablePointer<Slot>
-    @exclusivity(unchecked) private var freeHead = nilIndex
+    /// Slots below this index are handed out first (the request table's: those the stats
+    /// region publishes), so that while no more than `preferred` are taken, all of them are
+    /// there. Free slots are kept in two LIFO lists, below and above it.
+    let preferred: UInt32
+    @exclusivity(unchecked) private var freeLow = nilIndex
+    @exclusivity(unchecked) private var freeHigh = nilIndex
     /// Slots below this index have been initialised; above it the mapping is untouched.
     @exclusivity(unchecked) private(set) var highWater: UInt32 = 0
     @exclusivity(unchecked) private(set) var live: UInt32 = 0
 
-    init?(capacity: Int) {
+    init?(capacity: Int, preferred: Int? = nil) {
         guard capacity > 0, capacity < Int(nilIndex),
               let raw = system_mmapAnonymous(capacity * MemoryLayout<Slot>.stride)
         else { return nil }
         self.capacity = UInt32(capacity)
+        self.preferred = UInt32(min(preferred ?? capacity, capacity))
         self.base = raw.bindMemory(to: Slot.self, capacity: capacity)
     }
 
@@ -33,20 +39,19 @@ final class SlotPool<Slot: Poolable> {
     /// Gives the mapping back: only for a table no request ever used (a failed engine build).
     func unmap() { munmap(base, Int(capacity) * MemoryLayout<Slot>.stride) }
 
-    /// A free slot, reset to `Slot()` but for its generation, or nil when all are taken.
+    /// A free slot, reset to `Slot()` but for its generation, or nil when all are taken: the
+    /// lowest kind first (a free slot below `preferred`, a new one below it, a free one above
+    /// it, a new one above it).
     func take() -> UInt32? {
         let i: UInt32
-        if freeHead != nilIndex {
-            i = freeHead
-            let slot = self[i]
-            freeHead = slot.pointee.nextFree
-            let generation = slot.pointee.generation
-            slot.pointee = Slot()
-            slot.pointee.generation = generation
+        if freeLow != nilIndex {
+            i = reuse(&freeLow)
+        } else if highWater < preferred {
+            i = fresh()
+        } else if freeHigh != nilIndex {
+            i = reuse(&freeHigh)
         } else if highWater < capacity {
-            i = highWater
-            highWater += 1
-            (base + Int(i)).initialize(to: Slot())
+            i = fresh()
         } else {
             return nil
         }
@@ -54,11 +59,33 @@ final class SlotPool<Slot: Poolable> {
         return i
     }
 
+    @inline(__always) private func reuse(_ head: inout UInt32) -> UInt32 {
+        let i = head
+        let slot = self[i]
+        head = slot.pointee.nextFree
+        let generation = slot.pointee.generation
+        slot.pointee = Slot()
+        slot.pointee.generation = generation
+        return i
+    }
+
+    @inline(__always) private func fresh() -> UInt32 {
+        let i = highWater
+        highWater += 1
+        (base + Int(i)).initialize(to: Slot())
+        return i
+    }
+
     /// Returns slot `i` to the free list and moves its generation on.
     func give(_ i: UInt32) {
         self[i].pointee.generation &+= 1
-        self[i].pointee.nextFree = freeHead
-        freeHead = i
+        if i < preferred {
+            self[i].pointee.nextFree = freeLow
+            freeLow = i
+        } else {
+            self[i].pointee.nextFree = freeHigh
+            freeHigh = i
+        }
         live -= 1
     }
 }

@@ -27,8 +27,8 @@ final class Stats {
     static let inlineSampleShift: UInt32 = 4
     /// At most this many records: the region's pages are allocated up front (a write to a page
     /// that a full /dev/shm cannot give would be SIGBUS), so it stays small (200 KiB). The
-    /// slot table hands out its lowest free slots first, so these cover the requests in flight
-    /// unless more than 4096 are.
+    /// slot table hands out these slots before any other (SlotPool's `preferred`), so they
+    /// cover the requests in flight unless more than 4096 are.
     static let maxRecords = 4096
 
     /// Maps the region for process `pid`; nil if /dev/shm cannot hold it (nothing is published).

@@ -132,4 +132,17 @@ import Testing
         #expect(pool[1].pointee.generation == generation &+ 1)  // a stale (1, generation) never matches
         #expect(pool[1].pointee.fd == -1)  // everything else is fresh
     }
+
+    /// After a burst past the published slots, requests in flight land in them again, not in
+    /// the slots the burst freed last (`uaio requests` shows only the first `preferred`).
+    @Test func handsOutThePreferredSlotsFirst() {
+        let pool = SlotPool<RequestSlot>(capacity: 64, preferred: 16)!
+        let burst = (0..<40).map { _ in pool.take()! }
+        for i in burst { pool.give(i) }  // the highest freed last: a LIFO list hands it out first
+        let next = (0..<16).map { _ in pool.take()! }
+        #expect(next.allSatisfy { $0 < 16 })
+        #expect(pool.take()! >= 16)  // then the others
+        let rest = (0..<47).map { _ in pool.take() }
+        #expect(rest.allSatisfy { $0 != nil } && pool.take() == nil)
+    }
 }
