@@ -87,6 +87,12 @@ int cuaio_cancel_signal_install(int sig) {
     return sigaction(sig, &ours, NULL) == 0 ? 0 : errno;
 }
 
+int cuaio_cancel_signal_intact(int sig) {
+    struct sigaction now;
+    if (sigaction(sig, NULL, &now) != 0) return 0;
+    return !(now.sa_flags & (SA_SIGINFO | SA_RESTART)) && now.sa_handler == cancel_handler;
+}
+
 void cuaio_unblock_signal(int sig) {
     sigset_t set;
     sigemptyset(&set);

@@ -34,8 +34,9 @@
 //
 // The signal (UAIO_CANCEL_SIGNAL, default SIGRTMAX-2) is installed when the pool first runs
 // stream work, and only if the application has no disposition of its own for it. If it has
-// (or UAIO_CANCEL_SIGNAL=none), workers instead poll(2) the descriptor together with their own
-// eventfd, which the canceller writes; the read or write follows once the descriptor is
+// (or UAIO_CANCEL_SIGNAL=none, or it takes the signal later: checkedCancelMechanismLocked),
+// workers instead poll(2) the descriptor together with their own eventfd, which the canceller
+// writes; the read or write follows once the descriptor is
 // ready. Its limit: another reader that empties the pipe between the two leaves the worker
 // blocked where only data, EOF or exit end it.
 import CUAIO
@@ -258,7 +259,7 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
                 s.pointee.state = .running
                 s.pointee.workerTid = tid
                 if q.workClass == .unbounded {
-                    switch decideCancelMechanismLocked() {
+                    switch checkedCancelMechanismLocked() {
                     case .signal(let sig):
                         if !signalUnblocked { cuaio_unblock_signal(sig) }
                         signalUnblocked = true
@@ -404,6 +405,17 @@ final class WorkerPool: IOBackend, @unchecked Sendable {
         guard case .undecided = cancelMechanism else { return cancelMechanism }
         let sig = engine.configuration.cancelSignal.value
         cancelMechanism = sig != 0 && cuaio_cancel_signal_install(sig) == 0 ? .signal(sig) : .poll(ownedSignal: sig)
+        return cancelMechanism
+    }
+
+    /// The mechanism for the stream request about to run: the signal only while it is still
+    /// ours. An application that later ignores it, or gives it a handler with SA_RESTART,
+    /// would leave a blocked read that no cancel interrupts: poll(2) from then on, for good
+    /// (compat/tests/cancel_signal_taken.c). One sigaction per stream request in the pool.
+    private func checkedCancelMechanismLocked() -> CancelMechanism {
+        if case .signal(let sig) = decideCancelMechanismLocked(), cuaio_cancel_signal_intact(sig) == 0 {
+            cancelMechanism = .poll(ownedSignal: sig)
+        }
         return cancelMechanism
     }
 

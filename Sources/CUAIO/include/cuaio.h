@@ -187,6 +187,9 @@ static inline int cuaio_iov_max(void) { return 1024; }
 /// for `sig`. Returns 0 when ours is (or already was) installed, 1 when the application owns
 /// the signal (nothing changed), or an errno.
 int cuaio_cancel_signal_install(int sig);
+/// 1 while `sig` still has the handler cuaio_cancel_signal_install put there, without
+/// SA_RESTART: the application may have taken it since (SIG_IGN, a handler of its own).
+int cuaio_cancel_signal_intact(int sig);
 /// Unblocks `sig` in the calling thread (workers start with every signal blocked).
 void cuaio_unblock_signal(int sig);
 /// Blocks every signal but the synchronous ones (a fault still reaches its handler), saving
